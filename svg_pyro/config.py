@@ -116,6 +116,7 @@ class TrainConfig:
     num_digits: int = 2
     deterministic_motion: bool = False
     mnist_root: str | None = None
+    data_root: str | None = None
     batch_size: int = 100
     steps: int = 180_000
     lr: float = 0.002
@@ -150,6 +151,10 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}")
         return cls(**d)
+
+
+# (n_past, n_future) that `evaluate` and `sample` use by default, per training dataset.
+EVAL_PROTOCOLS: dict[str, tuple[int, int]] = {"smmnist": (5, 20), "kth": (10, 30), "bair": (2, 28)}
 
 
 @dataclass
