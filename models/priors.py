@@ -48,9 +48,10 @@ PRIORS: dict[str, type[Prior]] = {}
 def register_prior(name: str) -> Callable[[type[Prior]], type[Prior]]:
     """Class decorator: make a :class:`Prior` subclass available as ``SVGConfig(prior=name)``."""
 
+    if name == "none":
+        raise ValueError("'none' is reserved for the deterministic model")
+
     def decorate(cls: type[Prior]) -> type[Prior]:
-        if name == "none":
-            raise ValueError("'none' is reserved for the deterministic model")
         PRIORS[name] = cls
         return cls
 

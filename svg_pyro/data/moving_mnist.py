@@ -55,13 +55,17 @@ class StochasticMovingMNIST(Dataset):
     def __len__(self) -> int:
         return self.length
 
-    def trajectory(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """One digit's ``positions [T, 2]`` (y, x) and ``bounces [T]``."""
+    def trajectory(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One digit's ``positions [T, 2]`` (y, x), ``bounces [T]`` and ``velocities [T, 2]``.
+
+        ``velocities[t]`` is the (dy, dx) that moves the digit from frame t to frame t+1.
+        """
         limit = IMAGE_SIZE - DIGIT_SIZE  # positions live in 0..limit-1
         sx, sy = int(rng.integers(limit)), int(rng.integers(limit))
         dx, dy = int(rng.integers(-4, 5)), int(rng.integers(-4, 5))
         positions = np.zeros((self.seq_len, 2), dtype=np.int64)
         bounces = np.zeros(self.seq_len, dtype=bool)
+        velocities = np.zeros((self.seq_len, 2), dtype=np.int64)
         for t in range(self.seq_len):
             if sy < 0 or sy >= limit:
                 low = sy < 0
@@ -82,9 +86,10 @@ class StochasticMovingMNIST(Dataset):
                     dy = int(rng.integers(-4, 5))
                 bounces[t] = True
             positions[t] = (sy, sx)
+            velocities[t] = (dy, dx)
             sy += dy
             sx += dx
-        return positions, bounces
+        return positions, bounces, velocities
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < self.length:
@@ -95,7 +100,7 @@ class StochasticMovingMNIST(Dataset):
         bounces = np.zeros((self.seq_len, self.num_digits), dtype=bool)
         for n in range(self.num_digits):
             digit = self.digits[int(rng.integers(len(self.digits)))]
-            positions[:, n], bounces[:, n] = self.trajectory(rng)
+            positions[:, n], bounces[:, n], _ = self.trajectory(rng)
             for t, (y, x) in enumerate(positions[:, n]):
                 frames[t, y : y + DIGIT_SIZE, x : x + DIGIT_SIZE] += digit
         np.minimum(frames, 1.0, out=frames)

@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+import torch
+
+from svg_pyro.cli import main
+from svg_pyro.data import StochasticMovingMNIST, TestSet, load_testset
+
+
+def test_cli_writes_a_fixed_test_set(tmp_path):
+    out = tmp_path / "sm.npz"
+    args = [
+        "data",
+        "smmnist-testset",
+        "--out",
+        str(out),
+        "--sequences",
+        "6",
+        "--frames",
+        "7",
+        "--num-digits",
+        "2",
+        "--seed",
+        "5",
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    data = load_testset(out)
+    assert data["frames"].shape == (6, 7, 1, 64, 64) and data["frames"].dtype == np.uint8
+    assert data["positions"].shape == (6, 7, 2, 2)
+    assert data["bounces"].shape == (6, 7, 2) and data["bounces"].dtype == bool
+    # the same sequences as the test-split generator with that seed, quantised to uint8
+    ref = StochasticMovingMNIST(num_digits=2, seq_len=7, split="test", seed=5)[3]
+    np.testing.assert_array_equal(data["frames"][3], (ref["frames"].numpy() * 255).round())
+    np.testing.assert_array_equal(data["positions"][3], ref["positions"].numpy())
+    # written twice: byte-identical content
+    again = tmp_path / "again.npz"
+    assert main(args[:3] + [str(again)] + args[4:]) == 0
+    np.testing.assert_array_equal(load_testset(again)["frames"], data["frames"])
+    ds = TestSet(out)
+    assert len(ds) == 6 and ds[0]["frames"].dtype == torch.float32
+    assert ds[0]["frames"].max() <= 1
+
+
+def test_bad_test_set_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_testset(tmp_path / "nope.npz")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="bad.npz"):
+        load_testset(bad)
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, frames=np.zeros((2, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="uint8"):
+        load_testset(wrong)

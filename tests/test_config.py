@@ -1,0 +1,72 @@
+import math
+
+import pytest
+
+from svg_pyro.config import PRESETS, SVGConfig, TrainConfig, get_preset
+
+
+def test_kl_scale_reproduces_paper_weighting():
+    c = SVGConfig(beta=1e-4, obs_sigma=0.5, channels=1)
+    assert c.pixels == 4096
+    assert c.kl_scale == pytest.approx(1e-4 * 4096 / (2 * 0.25))
+    assert SVGConfig().kl_scale == pytest.approx(1e-4 * 4096)  # sigma = 1/sqrt(2): factor P
+
+
+def test_variant_names():
+    assert SVGConfig(prior="learned").variant == "svg-lp"
+    assert SVGConfig(prior="fixed").variant == "svg-fp"
+    assert SVGConfig(prior="none").variant == "det"
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("nf", 0),
+        ("beta", -1.0),
+        ("beta", 0.0),
+        ("obs_sigma", 0.0),
+        ("skip_source", "nope"),
+        ("encoder", "x"),
+        ("n_future", -1),
+        ("image_size", 32),
+    ],
+)
+def test_invalid_model_settings_name_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        SVGConfig(**{field: value})
+
+
+def test_invalid_train_settings():
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="num_digits"):
+        TrainConfig(num_digits=3)
+    with pytest.raises(ValueError, match="device"):
+        TrainConfig(device="tpu")
+
+
+def test_smmnist_preset_is_the_papers_setting():
+    model, train = get_preset("smmnist").build()
+    assert (model.z_dim, model.g_dim, model.rnn_size, model.nf) == (10, 128, 256, 64)
+    assert (model.prior_layers, model.posterior_layers, model.predictor_layers) == (1, 1, 2)
+    assert (model.n_past, model.n_future, model.beta) == (5, 10, 1e-4)
+    assert (train.lr, train.batch_size, train.steps, train.seed) == (0.002, 100, 180_000, 1)
+    assert (train.adam_beta1, train.adam_beta2) == (0.9, 0.999)
+
+
+def test_preset_overrides_and_errors():
+    model, train = get_preset("tiny").build(z_dim=7, steps=3)
+    assert model.z_dim == 7 and train.steps == 3
+    with pytest.raises(ValueError, match="unknown setting 'bogus'"):
+        get_preset("tiny").build(bogus=1)
+    with pytest.raises(ValueError, match="unknown preset"):
+        get_preset("nope")
+    assert set(PRESETS) >= {"smmnist", "tiny"}
+
+
+def test_round_trip_dict():
+    c = SVGConfig(z_dim=5, prior="fixed")
+    assert SVGConfig.from_dict(c.to_dict()) == c
+    with pytest.raises(ValueError, match="unknown SVGConfig fields"):
+        SVGConfig.from_dict({**c.to_dict(), "extra": 1})
+    assert math.isclose(c.seq_len, 15)
