@@ -3,6 +3,7 @@
 from svg_pyro.nets.dcgan import DCGANDecoder, DCGANEncoder
 from svg_pyro.nets.init import init_weights
 from svg_pyro.nets.lstm import GaussianLSTM, PredictorLSTM, StackedLSTM
+from svg_pyro.nets.vgg import VGGDecoder, VGGEncoder
 
 __all__ = [
     "DCGANDecoder",
@@ -10,5 +11,7 @@ __all__ = [
     "GaussianLSTM",
     "PredictorLSTM",
     "StackedLSTM",
+    "VGGDecoder",
+    "VGGEncoder",
     "init_weights",
 ]
