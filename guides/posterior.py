@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pyro
 import torch
 from pyro import poutine
+from pyro.infer.util import is_validation_enabled
 from torch import nn
 
 from svg_pyro.config import SVGConfig
@@ -39,7 +40,7 @@ def guide(svg: SVG, frames: torch.Tensor) -> None:
     """
     if svg.posterior is None:
         return
-    svg.check_frames(frames)
+    svg.check_frames(frames, check_values=is_validation_enabled())
     h, _ = svg.encode(frames)
     steps, _ = svg.posterior(h[:, 1:])
     with pyro.plate("sequences", frames.shape[0]), poutine.scale(scale=svg.config.kl_scale):

@@ -23,6 +23,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 from pyro import poutine
+from pyro.infer.util import is_validation_enabled
 
 if TYPE_CHECKING:
     from svg_pyro.svg import SVG
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 def model(svg: SVG, frames: torch.Tensor) -> torch.Tensor:
     """Score ``frames [B, T, C, H, W]``; returns the predicted means ``[B, T-1, C, H, W]``."""
-    svg.check_frames(frames)
+    svg.check_frames(frames, check_values=is_validation_enabled())
     batch, steps = frames.shape[0], frames.shape[1]
     h, skips = svg.encode(frames)
     h_prev = h[:, :-1]

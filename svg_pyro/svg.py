@@ -13,7 +13,14 @@ from svg_pyro.guides import Posterior
 from svg_pyro.guides import guide as svg_guide
 from svg_pyro.models import build_prior
 from svg_pyro.models import model as svg_model
-from svg_pyro.nets import DCGANDecoder, DCGANEncoder, PredictorLSTM, init_weights
+from svg_pyro.nets import (
+    DCGANDecoder,
+    DCGANEncoder,
+    PredictorLSTM,
+    VGGDecoder,
+    VGGEncoder,
+    init_weights,
+)
 
 
 def build_frame_nets(config: SVGConfig) -> tuple[nn.Module, nn.Module]:
@@ -22,6 +29,11 @@ def build_frame_nets(config: SVGConfig) -> tuple[nn.Module, nn.Module]:
         return (
             DCGANEncoder(config.g_dim, config.channels, config.nf),
             DCGANDecoder(config.g_dim, config.channels, config.nf),
+        )
+    if config.encoder == "vgg":
+        return (
+            VGGEncoder(config.g_dim, config.channels, config.nf),
+            VGGDecoder(config.g_dim, config.channels, config.nf),
         )
     raise ValueError(f"unknown encoder {config.encoder!r}")
 

@@ -19,12 +19,15 @@ from typing import Any
 import numpy as np
 import pyro
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from svg_pyro import distributed
 from svg_pyro.config import SVGConfig, TrainConfig
-from svg_pyro.data import StochasticMovingMNIST
+from svg_pyro.data import BAIR, KTH, StochasticMovingMNIST
 from svg_pyro.elbo import SVGLoss
+from svg_pyro.errors import TrainingError
 from svg_pyro.svg import SVG
 
 CHECKPOINT = "checkpoint.pt"
@@ -118,6 +121,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[SV
     return svg, ckpt
 
 
+# Datasets read from files under TrainConfig.data_root: (Dataset class, channels).
+VIDEO_DATASETS: dict[str, tuple[type, int]] = {"kth": (KTH, 1), "bair": (BAIR, 3)}
+
+
 def train_dataset(model_config: SVGConfig, train_config: TrainConfig) -> Dataset:
     """The training Dataset that ``train_config.dataset`` names (items hold ``frames``)."""
     if train_config.dataset == "smmnist":
@@ -130,16 +137,47 @@ def train_dataset(model_config: SVGConfig, train_config: TrainConfig) -> Dataset
             length=max(train_config.steps, 1) * train_config.batch_size,
             mnist_root=train_config.mnist_root,
         )
-    raise ValueError(f"unknown dataset {train_config.dataset!r}; choose from ['smmnist']")
+    if train_config.dataset in VIDEO_DATASETS:
+        name = train_config.dataset
+        cls, channels = VIDEO_DATASETS[name]
+        if not train_config.data_root:
+            raise ValueError(f"dataset {name!r} needs --data-root (the folder with its files)")
+        if model_config.channels != channels:
+            raise ValueError(
+                f"dataset {name!r} has {channels} channel(s) but the model has "
+                f"channels={model_config.channels}; pass --channels {channels}"
+            )
+        return cls(
+            train_config.data_root,
+            split="train",
+            seq_len=model_config.seq_len,
+            length=max(train_config.steps, 1) * train_config.batch_size,
+            seed=train_config.seed,
+        )
+    raise ValueError(
+        f"unknown dataset {train_config.dataset!r}; choose from {['smmnist', *VIDEO_DATASETS]}"
+    )
 
 
 def batches(
-    dataset: Dataset, batch_size: int, start_step: int, num_workers: int = 0
+    dataset: Dataset,
+    batch_size: int,
+    start_step: int,
+    num_workers: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> Iterator[dict[str, torch.Tensor]]:
-    """Batch ``s`` holds items ``s*B .. s*B+B-1``: the data stream depends only on the step."""
-    n_batches = len(dataset) // batch_size
+    """Batches of ``batch_size`` items for one process, from ``start_step`` on.
+
+    Global batch ``s`` holds items ``s*G .. s*G+G-1`` (G = ``batch_size * world_size``) and rank
+    ``r`` takes its r-th slice, so the data stream depends only on the step: a resumed run and a
+    data-parallel run see exactly the data of an uninterrupted single-process run.
+    """
+    g = batch_size * world_size
+    n_batches = len(dataset) // g
     sampler = (
-        list(range(s * batch_size, (s + 1) * batch_size)) for s in range(start_step, n_batches)
+        list(range(s * g + rank * batch_size, s * g + (rank + 1) * batch_size))
+        for s in range(start_step, n_batches)
     )
     loader = DataLoader(
         dataset,
@@ -147,12 +185,57 @@ def batches(
         num_workers=num_workers,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=False,
+        # its own generator: creating the iterator must not draw from the global torch RNG,
+        # or a resumed run's latent noise would be shifted by one draw
+        generator=torch.Generator().manual_seed(start_step),
     )
     return iter(loader)
 
 
+def autocast(device: torch.device, precision: str = "fp32") -> torch.autocast:
+    """bf16 autocast on ``device`` when ``precision == "bf16"``, else a disabled one.
+
+    Convolutions, linear layers and LSTMs then run in bf16; the model and guide cast the
+    distributions' parameters to fp32, so log-densities, the KL and the loss are fp32.
+    """
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def prepare_networks(svg: SVG, train_config: TrainConfig, device: torch.device) -> None:
+    """Apply the speed settings of ``train_config`` to ``svg`` in place, before training.
+
+    ``channels_last`` converts 4-D weights to NHWC; ``compile`` compiles the encoder and the
+    decoder with ``torch.compile`` in place (state-dict keys are unchanged; Pyro's tracing and
+    the LSTMs stay eager); on CUDA, cuDNN autotuning is switched on.
+    """
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    if train_config.channels_last:
+        svg.to(memory_format=torch.channels_last)
+    if train_config.compile:
+        svg.encoder.compile()
+        svg.decoder.compile()
+
+
+def make_adam(module: torch.nn.Module, train_config: TrainConfig) -> torch.optim.Adam:
+    """Adam over ``module``'s parameters, with the fused kernel where torch has one (CUDA, CPU)."""
+    kwargs: dict[str, Any] = dict(
+        lr=train_config.lr, betas=(train_config.adam_beta1, train_config.adam_beta2)
+    )
+    try:
+        return torch.optim.Adam(module.parameters(), fused=True, **kwargs)
+    except (RuntimeError, TypeError):  # no fused kernel for these parameters' device or dtype
+        return torch.optim.Adam(module.parameters(), **kwargs)
+
+
 class Trainer:
-    """Trains an :class:`SVG` with the negative ELBO and writes the run folder ``out``."""
+    """Trains an :class:`SVG` with the negative ELBO and writes the run folder ``out``.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1) it trains data-parallel: the global batch of
+    ``batch_size`` sequences is split over the ranks, BatchNorm statistics are synchronised,
+    gradients are all-reduced by DistributedDataParallel, each rank draws its own latent noise,
+    and only rank 0 writes the run folder.
+    """
 
     def __init__(
         self,
@@ -165,50 +248,75 @@ class Trainer:
         self.model_config = model_config
         self.cfg = train_config
         self.out = Path(out)
-        self.device = resolve_device(train_config.device)
-        self.out.mkdir(parents=True, exist_ok=True)
-        seed_everything(train_config.seed)
+        device = resolve_device(train_config.device)
+        self.dist = distributed.init_from_env(device)
+        self.device = distributed.local_device(device, self.dist)
+        world = self.dist.world_size
+        if train_config.batch_size % world:
+            raise ValueError(
+                f"batch_size {train_config.batch_size} is not divisible by {world} processes"
+            )
+        self.local_batch = train_config.batch_size // world
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        seed_everything(train_config.seed)  # the same initial weights on every rank
         self.svg = SVG(model_config).to(self.device)
         self.loss_fn = SVGLoss(self.svg)
-        adam_kwargs: dict[str, Any] = {}
-        if self.device.type == "cuda":
-            adam_kwargs["fused"] = True
-        self.optimizer = torch.optim.Adam(
-            self.svg.parameters(),
-            lr=train_config.lr,
-            betas=(train_config.adam_beta1, train_config.adam_beta2),
-            **adam_kwargs,
-        )
+        self.forward = self.loss_fn  # what a step calls: the loss module, or its DDP wrapper
+        if self.dist.enabled:
+            distributed.convert_sync_batchnorm(self.svg, self.device)
+            self.svg.to(self.device)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.forward = DistributedDataParallel(self.loss_fn, device_ids=ids)
+            seed_everything(train_config.seed + 7919 * self.dist.rank)  # per-rank latent noise
+        prepare_networks(self.svg, train_config, self.device)
+        self.optimizer = make_adam(self.svg, train_config)
         self.step = 0
         self.elapsed = 0.0
+        self.skipped = 0  # non-finite steps skipped so far
+        self.bad_in_a_row = 0
         if resume and (self.out / CHECKPOINT).exists():
             self._restore(self.out / CHECKPOINT)
         elif resume:
             raise FileNotFoundError(f"--resume: no {CHECKPOINT} in {self.out}")
         self.dataset = train_dataset(model_config, train_config)
-        config = {
-            "preset": preset,
-            "model": model_config.to_dict(),
-            "train": train_config.to_dict(),
-        }
-        (self.out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+        if self.dist.is_main:
+            config = {
+                "preset": preset,
+                "model": model_config.to_dict(),
+                "train": train_config.to_dict(),
+                "world_size": world,
+            }
+            (self.out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
 
     # -- checkpoints ------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any]:
+        """Everything a resume needs; every rank's RNG state (a collective under torchrun)."""
         return {
             "model": self.svg.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
             "elapsed": self.elapsed,
+            "skipped": self.skipped,
             "config": self.model_config.to_dict(),
             "train_config": self.cfg.to_dict(),
             "rng": rng_state(),
+            "rng_per_rank": distributed.gather_objects(rng_state(), self.dist),
             "format": 1,
         }
 
-    def save(self) -> Path:
+    def save(self) -> Path | None:
+        """Write ``checkpoint.pt`` atomically (rank 0); refuses weights that are not finite."""
+        ckpt = self.checkpoint()
         path = self.out / CHECKPOINT
-        atomic_save(self.checkpoint(), path)
+        if not self.dist.is_main:
+            return None
+        bad = [
+            k for k, v in ckpt["model"].items() if v.is_floating_point() and not v.isfinite().all()
+        ]
+        if bad:
+            raise TrainingError(f"refusing to write non-finite values into {path}: {bad[:5]}")
+        atomic_save(ckpt, path)
         return path
 
     def _restore(self, path: Path) -> None:
@@ -222,8 +330,14 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.step = int(ckpt["step"])
         self.elapsed = float(ckpt.get("elapsed", 0.0))
-        set_rng_state(ckpt["rng"])
-        self._truncate_metrics(self.step)
+        self.skipped = int(ckpt.get("skipped", 0))
+        per_rank = ckpt.get("rng_per_rank") or [ckpt["rng"]]
+        if len(per_rank) == self.dist.world_size:
+            set_rng_state(per_rank[self.dist.rank])
+        elif self.dist.is_main:  # a different number of processes: rank 0 keeps its stream
+            set_rng_state(ckpt["rng"])
+        if self.dist.is_main:
+            self._truncate_metrics(self.step)
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop logged lines past ``step`` (written after the checkpoint being resumed)."""
@@ -240,14 +354,35 @@ class Trainer:
         path.write_text("".join(line + "\n" for line in keep))
 
     # -- the loop ---------------------------------------------------------------------------
-    def train_step(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
-        """One optimiser step on ``frames [B, T, C, H, W]``; returns detached per-sequence terms."""
+    def train_step(self, frames: torch.Tensor) -> dict[str, torch.Tensor] | None:
+        """One optimiser step on ``frames [B, T, C, H, W]``.
+
+        Returns the detached per-sequence terms, or ``None`` when the loss or a gradient was not
+        finite: then nothing is updated (weights, optimiser state and BatchNorm statistics stay as
+        they were) and the step is counted in ``skipped``.
+        """
         self.svg.train()
-        loss = self.loss_fn(frames)
+        buffers = list(self.svg.buffers())
+        saved = [b.clone() for b in buffers]
+        # DDP averages gradients over ranks; scaling by the world size makes them the gradient
+        # of the loss summed over the global batch, as in a single process.
+        with autocast(self.device, self.cfg.precision):
+            loss = self.forward(frames) * self.dist.world_size
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        self.optimizer.step()
-        return self.loss_fn.last_terms
+        grads = [p.grad for p in self.svg.parameters() if p.grad is not None]
+        norms = torch.stack(torch._foreach_norm(grads)) if grads else loss.new_zeros(1)
+        finite = bool(torch.isfinite(loss) & torch.isfinite(norms).all())
+        if distributed.all_true(finite, self.dist, self.device):
+            self.optimizer.step()
+            self.bad_in_a_row = 0
+            return self.loss_fn.last_terms
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            torch._foreach_copy_(buffers, saved)
+        self.skipped += 1
+        self.bad_in_a_row += 1
+        return None
 
     def fit(
         self,
@@ -255,25 +390,51 @@ class Trainer:
         progress: bool = True,
         callback: Callable[[dict[str, Any]], None] | None = None,
     ) -> list[dict[str, Any]]:
-        """Train until ``steps`` (default: the config's) total steps; returns the logged records."""
+        """Train until ``steps`` (default: the config's) total steps; returns the logged records.
+
+        Raises :class:`TrainingError` after ``max_bad_steps`` non-finite steps in a row; the last
+        checkpoint written before them is left as it was.
+        """
         total = self.cfg.steps if steps is None else steps
         records: list[dict[str, Any]] = []
         if self.step >= total:
             return records
-        data = batches(self.dataset, self.cfg.batch_size, self.step, self.cfg.num_workers)
-        writer = _summary_writer(self.out / "tb")
+        main = self.dist.is_main
+        data = batches(
+            self.dataset,
+            self.local_batch,
+            self.step,
+            self.cfg.num_workers,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
+        writer = _summary_writer(self.out / "tb") if main else _NullWriter()
         sums = {k: torch.zeros((), device=self.device) for k in TERMS}
         n_summed = 0
-        bar = tqdm(total=total, initial=self.step, disable=not progress, desc="train", unit="step")
+        bar = tqdm(
+            total=total,
+            initial=self.step,
+            disable=not (progress and main),
+            desc="train",
+            unit="step",
+        )
         t_last = time.perf_counter()
+        log = open(self.out / METRICS, "a") if main else None
         try:
-            with pyro.validation_enabled(False), open(self.out / METRICS, "a") as log:
+            with pyro.validation_enabled(False):
                 while self.step < total:
                     frames = next(data)["frames"].to(self.device, non_blocking=True)
                     terms = self.train_step(frames)
-                    for k in TERMS:
-                        sums[k] += terms[k]
-                    n_summed += 1
+                    if terms is None and self.bad_in_a_row >= self.cfg.max_bad_steps:
+                        raise TrainingError(
+                            f"{self.bad_in_a_row} non-finite steps in a row at step "
+                            f"{self.step + 1}; stopped. The last good checkpoint "
+                            f"({self.out / CHECKPOINT}, step {self._last_saved}) is intact."
+                        )
+                    if terms is not None:
+                        for k in TERMS:
+                            sums[k] += terms[k]
+                        n_summed += 1
                     self.step += 1
                     bar.update(1)
                     last = self.step == total
@@ -281,14 +442,24 @@ class Trainer:
                         now = time.perf_counter()
                         self.elapsed += now - t_last
                         t_last = now
-                        record = {"step": self.step}
-                        record.update({k: float(v) / n_summed for k, v in sums.items()})
+                        means = {k: v / max(n_summed, 1) for k, v in sums.items()}
+                        means = {
+                            k: distributed.all_reduce_mean(v, self.dist) for k, v in means.items()
+                        }
+                        record: dict[str, Any] = {"step": self.step}
+                        record.update({k: float(v) if n_summed else None for k, v in means.items()})
                         record["seconds"] = round(self.elapsed, 3)
-                        log.write(json.dumps(record) + "\n")
-                        log.flush()
-                        for k in TERMS:
-                            writer.add_scalar(f"train/{k}", record[k], self.step)
-                        bar.set_postfix(loss=f"{record['loss']:.4g}", kl=f"{record['kl']:.3g}")
+                        record["skipped_steps"] = self.skipped
+                        if main:
+                            log.write(json.dumps(record) + "\n")
+                            log.flush()
+                            for k in TERMS:
+                                if record[k] is not None:
+                                    writer.add_scalar(f"train/{k}", record[k], self.step)
+                            if n_summed:
+                                bar.set_postfix(
+                                    loss=f"{record['loss']:.4g}", kl=f"{record['kl']:.3g}"
+                                )
                         records.append(record)
                         if callback is not None:
                             callback(record)
@@ -300,10 +471,15 @@ class Trainer:
                         self.elapsed += now - t_last
                         t_last = now
                         self.save()
+                        self._last_saved = self.step
         finally:
             bar.close()
             writer.close()
+            if log is not None:
+                log.close()
         return records
+
+    _last_saved: int | None = None
 
 
 class _NullWriter:

@@ -125,3 +125,16 @@ def test_bad_frames_are_rejected(bad, match):
         svg.model(bad)
     with pytest.raises(ValueError, match=match):
         svg.guide(bad)
+
+
+def test_values_outside_unit_interval_are_rejected_when_validating():
+    import pyro
+
+    svg = SVG(tiny_config())
+    bad = torch.rand(2, 4, 1, 64, 64) * 2
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        svg.model(bad)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        svg.guide(bad)
+    with pyro.validation_enabled(False):  # the training loop: no device-to-host read per step
+        svg.model(bad)
