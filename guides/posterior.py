@@ -11,8 +11,7 @@ from pyro.infer.util import is_validation_enabled
 from torch import nn
 
 from svg_pyro.config import SVGConfig
-from svg_pyro.models.priors import gaussian_steps
-from svg_pyro.nets import GaussianLSTM
+from svg_pyro.models.priors import gaussian_rnn, gaussian_steps
 
 if TYPE_CHECKING:
     from svg_pyro.svg import SVG
@@ -23,9 +22,7 @@ class Posterior(nn.Module):
 
     def __init__(self, config: SVGConfig):
         super().__init__()
-        self.net = GaussianLSTM(
-            config.g_dim, config.z_dim, config.rnn_size, config.posterior_layers
-        )
+        self.net = gaussian_rnn(config, config.posterior_layers)
 
     def forward(self, h: torch.Tensor, state: Any = None) -> tuple[list, Any]:
         mu, logvar, state = self.net(h, state)

@@ -40,7 +40,7 @@ import torch
 from torch import nn
 
 from svg_pyro.config import SVGConfig
-from svg_pyro.nets import GaussianLSTM, init_weights
+from svg_pyro.nets import GaussianConvLSTM, GaussianLSTM, init_weights
 
 PRIORS: dict[str, type[Prior]] = {}
 
@@ -69,9 +69,18 @@ def build_prior(config: SVGConfig) -> Prior:
 
 
 def gaussian_steps(mu: torch.Tensor, logvar: torch.Tensor) -> list[dist.Distribution]:
-    """``mu``, ``logvar`` ``[B, L, z]`` -> L diagonal Normals (parameters kept in fp32)."""
+    """``mu``, ``logvar`` ``[B, L, *latent_shape]`` -> L diagonal Normals over ``z_t`` (batch
+    ``[B]``, event ``latent_shape``; parameters kept in fp32)."""
     mu, std = mu.float(), logvar.float().mul(0.5).exp()
-    return [dist.Normal(mu[:, i], std[:, i]).to_event(1) for i in range(mu.shape[1])]
+    event = mu.dim() - 2
+    return [dist.Normal(mu[:, i], std[:, i]).to_event(event) for i in range(mu.shape[1])]
+
+
+def gaussian_rnn(config: SVGConfig, n_layers: int) -> nn.Module:
+    """The recurrent net that maps encodings ``[B, L, g_dim(, s, s)]`` to ``(mu, logvar, state)``:
+    an LSTM, or a ConvLSTM when ``config.rnn == "conv"``."""
+    cls = GaussianConvLSTM if config.rnn == "conv" else GaussianLSTM
+    return cls(config.g_dim, config.z_dim, config.rnn_size, n_layers)
 
 
 class Prior(nn.Module):
@@ -80,6 +89,7 @@ class Prior(nn.Module):
     def __init__(self, config: SVGConfig):
         super().__init__()
         self.z_dim = config.z_dim
+        self.latent_shape = config.latent_shape
 
     def forward(self, h_prev: torch.Tensor, state: Any = None) -> tuple[list, Any]:
         raise NotImplementedError
@@ -91,7 +101,7 @@ class LearnedPrior(Prior):
 
     def __init__(self, config: SVGConfig):
         super().__init__(config)
-        self.net = GaussianLSTM(config.g_dim, config.z_dim, config.rnn_size, config.prior_layers)
+        self.net = gaussian_rnn(config, config.prior_layers)
         self.apply(init_weights)
 
     def forward(self, h_prev, state=None):
@@ -104,6 +114,6 @@ class FixedPrior(Prior):
     """SVG-FP: N(0, I) at every step, whatever came before."""
 
     def forward(self, h_prev, state=None):
-        loc = torch.zeros(h_prev.shape[0], self.z_dim, device=h_prev.device)
-        step = dist.Normal(loc, torch.ones_like(loc)).to_event(1)
+        loc = torch.zeros(h_prev.shape[0], *self.latent_shape, device=h_prev.device)
+        step = dist.Normal(loc, torch.ones_like(loc)).to_event(len(self.latent_shape))
         return [step] * h_prev.shape[1], None

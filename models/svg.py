@@ -40,7 +40,7 @@ def model(svg: SVG, frames: torch.Tensor) -> torch.Tensor:
             prior_steps, _ = svg.prior(h_prev)
             with poutine.scale(scale=svg.config.kl_scale):
                 z = [pyro.sample(f"z_{t}", prior_steps[t - 1]) for t in range(1, steps)]
-            g, _ = svg.predictor(torch.cat([h_prev, torch.stack(z, 1).to(h.dtype)], -1))
+            g, _ = svg.predictor(torch.cat([h_prev, torch.stack(z, 1).to(h.dtype)], 2))
         else:
             g, _ = svg.predictor(h_prev)
         x_mean = svg.decode(g, skips, first_target=1)

@@ -14,8 +14,11 @@ from svg_pyro.guides import guide as svg_guide
 from svg_pyro.models import build_prior
 from svg_pyro.models import model as svg_model
 from svg_pyro.nets import (
+    ConvPredictor,
     DCGANDecoder,
     DCGANEncoder,
+    DCGANMapDecoder,
+    DCGANMapEncoder,
     PredictorLSTM,
     VGGDecoder,
     VGGEncoder,
@@ -24,7 +27,10 @@ from svg_pyro.nets import (
 
 
 def build_frame_nets(config: SVGConfig) -> tuple[nn.Module, nn.Module]:
-    """The encoder/decoder pair that ``config.encoder`` names."""
+    """The encoder/decoder pair that ``config.encoder`` (and ``config.rnn``) name."""
+    if config.rnn == "conv":
+        args = (config.g_dim, config.channels, config.nf, config.feature_size)
+        return DCGANMapEncoder(*args), DCGANMapDecoder(*args)
     if config.encoder == "dcgan":
         return (
             DCGANEncoder(config.g_dim, config.channels, config.nf),
@@ -51,7 +57,8 @@ class SVG(nn.Module):
         self.config = config
         latent = config.prior != "none"
         self.encoder, self.decoder = build_frame_nets(config)
-        self.predictor = PredictorLSTM(
+        predictor = ConvPredictor if config.rnn == "conv" else PredictorLSTM
+        self.predictor = predictor(
             config.g_dim + (config.z_dim if latent else 0),
             config.g_dim,
             config.rnn_size,
@@ -113,13 +120,16 @@ class SVG(nn.Module):
             self._encoding_cache = outer
 
     def encode(self, frames: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """``frames [B, T, C, H, W]`` -> ``h [B, T, g_dim]`` and skip maps ``[B, T, c, h, w]``."""
+        """``frames [B, T, C, H, W]`` -> ``h [B, T, g_dim]`` and skip maps ``[B, T, c, h, w]``.
+
+        With ``rnn="conv"``, ``h`` is a map ``[B, T, g_dim, s, s]``.
+        """
         cache = self._encoding_cache
         if cache is not None and cache.get("frames") is frames:
             return cache["out"]
         b, t = frames.shape[:2]
         h, skips = self.encoder(frames.reshape(b * t, *frames.shape[2:]))
-        out = (h.reshape(b, t, -1), [s.reshape(b, t, *s.shape[1:]) for s in skips])
+        out = (h.reshape(b, t, *h.shape[1:]), [s.reshape(b, t, *s.shape[1:]) for s in skips])
         if cache is not None:
             cache.update(frames=frames, out=out)
         return out
@@ -145,7 +155,7 @@ class SVG(nn.Module):
         b, length = g.shape[:2]
         idx = [self.skip_index(first_target + i) for i in range(length)]
         chosen = [s[:, idx].reshape(b * length, *s.shape[2:]) for s in skips]
-        x = self.decoder(g.reshape(b * length, -1), chosen)
+        x = self.decoder(g.reshape(b * length, *g.shape[2:]), chosen)
         return x.reshape(b, length, *x.shape[1:])
 
     # -- sampling ---------------------------------------------------------------------------
@@ -181,7 +191,7 @@ class SVG(nn.Module):
                 post_steps, _ = self.posterior(h[:, 1:])
                 _, prior_state = self.prior(h[:, :-1])
                 z = torch.stack([d.rsample() for d in post_steps], 1).to(h.dtype)
-                inp = torch.cat([h[:, :-1], z], -1)
+                inp = torch.cat([h[:, :-1], z], 2)
             else:
                 inp = h[:, :-1]
             _, pred_state = self.predictor(inp, pred_state)
@@ -192,7 +202,7 @@ class SVG(nn.Module):
         for t in range(n_past, n_past + n_future):
             if self.prior is not None:
                 prior_steps, prior_state = self.prior(h_prev, prior_state)
-                inp = torch.cat([h_prev, prior_steps[0].sample()[:, None].to(h.dtype)], -1)
+                inp = torch.cat([h_prev, prior_steps[0].sample()[:, None].to(h.dtype)], 2)
             else:
                 inp = h_prev
             g, pred_state = self.predictor(inp, pred_state)

@@ -64,3 +64,50 @@ class DCGANDecoder(nn.Module):
         for block, skip in zip(self.blocks, reversed(skips[1:])):
             x = block(torch.cat([x, skip], 1))
         return self.out(torch.cat([x, skips[0]], 1))
+
+
+class DCGANMapEncoder(nn.Module):
+    """Frames ``[N, C, 64, 64]`` -> ``(h [N, g_dim, s, s], skips)`` for the ConvLSTM variant.
+
+    The DCGAN-64 stages down to ``s`` x ``s`` (s = 8 or 4), then a 3x3 conv + BatchNorm + tanh to
+    ``g_dim`` channels. ``skips`` are the stage outputs, finest first, as in :class:`DCGANEncoder`.
+    """
+
+    def __init__(self, g_dim: int, channels: int = 1, nf: int = 64, feature_size: int = 8):
+        super().__init__()
+        widths = [nf, nf * 2, nf * 4, nf * 8][: {8: 3, 4: 4}[feature_size]]
+        ins = [channels, *widths[:-1]]
+        self.blocks = nn.ModuleList([_down(i, o) for i, o in zip(ins, widths)])
+        self.head = nn.Sequential(
+            nn.Conv2d(widths[-1], g_dim, 3, 1, 1), nn.BatchNorm2d(g_dim), nn.Tanh()
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        skips = []
+        for block in self.blocks:
+            x = block(x)
+            skips.append(x)
+        return self.head(x), skips
+
+
+class DCGANMapDecoder(nn.Module):
+    """``(g [N, g_dim, s, s], skips)`` -> frame means ``[N, C, 64, 64]`` in (0, 1)."""
+
+    def __init__(self, g_dim: int, channels: int = 1, nf: int = 64, feature_size: int = 8):
+        super().__init__()
+        widths = [nf, nf * 2, nf * 4, nf * 8][: {8: 3, 4: 4}[feature_size]]
+        self.head = nn.Sequential(
+            nn.Conv2d(g_dim, widths[-1], 3, 1, 1),
+            nn.BatchNorm2d(widths[-1]),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+        self.blocks = nn.ModuleList(
+            [_up(2 * widths[k], widths[k - 1]) for k in range(len(widths) - 1, 0, -1)]
+        )
+        self.out = nn.Sequential(nn.ConvTranspose2d(2 * nf, channels, 4, 2, 1), nn.Sigmoid())
+
+    def forward(self, g: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        x = self.head(g)
+        for block, skip in zip(self.blocks, reversed(skips[1:])):
+            x = block(torch.cat([x, skip], 1))
+        return self.out(torch.cat([x, skips[0]], 1))
