@@ -9,13 +9,17 @@ from svg_pyro.models.priors import (
     gaussian_steps,
     register_prior,
 )
+from svg_pyro.models.priors_extra import LaplacePrior, MixturePrior, StudentTPrior
 from svg_pyro.models.svg import model
 
 __all__ = [
     "PRIORS",
     "FixedPrior",
+    "LaplacePrior",
     "LearnedPrior",
+    "MixturePrior",
     "Prior",
+    "StudentTPrior",
     "build_prior",
     "gaussian_steps",
     "model",

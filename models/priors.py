@@ -15,8 +15,8 @@ To add a prior, subclass :class:`Prior`, take the :class:`~svg_pyro.config.SVGCo
 constructor, and register it under a name; ``SVGConfig(prior=name)`` and ``--prior name`` then
 use it::
 
-    @register_prior("laplace")
-    class LaplacePrior(Prior):
+    @register_prior("my-laplace")
+    class MyLaplacePrior(Prior):
         def __init__(self, config):
             super().__init__(config)
             self.net = GaussianLSTM(config.g_dim, config.z_dim, config.rnn_size, 1)

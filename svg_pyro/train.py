@@ -321,7 +321,9 @@ class Trainer:
 
     def _restore(self, path: Path) -> None:
         ckpt = load_checkpoint(path, map_location=self.device)
-        diff = config_differences(ckpt["config"], self.model_config.to_dict())
+        # missing fields (checkpoints older than a new setting) take the setting's default
+        saved = SVGConfig.from_dict(ckpt["config"]).to_dict()
+        diff = config_differences(saved, self.model_config.to_dict())
         if diff:
             raise ValueError(
                 f"{path} was made with a different model configuration: " + "; ".join(diff)

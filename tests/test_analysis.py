@@ -1,0 +1,309 @@
+"""svg_pyro.analysis: ArviZ export, prior sigma, ROC AUC and the collision experiment."""
+
+import dataclasses
+import json
+import math
+
+import arviz as az
+import matplotlib
+import numpy as np
+import pyro
+import pyro.distributions as dist
+import pytest
+import torch
+from torch.distributions import kl_divergence
+
+from svg_pyro import SVG, SVGConfig, TrainConfig
+from svg_pyro.analysis import (
+    collision_analysis,
+    collision_labels,
+    collision_scores,
+    plot_collisions,
+    prior_scale,
+    roc_auc,
+    smmnist_collision_data,
+    to_inference_data,
+)
+from svg_pyro.cli import main
+from svg_pyro.train import Trainer
+from tests.conftest import tiny_config
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture
+def lp() -> SVG:
+    return SVG(tiny_config(prior="learned")).eval()
+
+
+# -- InferenceData --------------------------------------------------------------------------------
+def test_inference_data_groups_dims_and_shapes(lp, frames):
+    b, t = frames.shape[:2]
+    z = lp.config.z_dim
+    idata = to_inference_data(lp, frames, n_draws=6, chains=2, seed=0)
+    for group in ("posterior", "prior", "posterior_predictive", "observed_data",
+                  "log_likelihood", "sample_stats", "constant_data"):  # fmt: skip
+        assert group in idata.groups(), group
+    step = ("chain", "draw", "sequence", "time")
+    assert idata.posterior["z"].dims == (*step, "latent")
+    assert idata.posterior["z"].shape == (2, 6, b, t - 1, z)
+    assert idata.prior["z"].dims == (*step, "latent")
+    assert idata.prior["z"].shape == (2, 6, b, t - 1, z)
+    assert idata.log_likelihood["x"].dims == step
+    assert idata.log_likelihood["x"].shape == (2, 6, b, t - 1)
+    assert idata.sample_stats["kl"].dims == step
+    pixels = ("channel", "height", "width")
+    assert idata.posterior_predictive["x"].dims == (*step, *pixels)
+    assert idata.posterior_predictive["x"].shape == (2, 6, b, t - 1, 1, 64, 64)
+    assert idata.observed_data["x"].dims == ("sequence", "time", *pixels)
+    np.testing.assert_array_equal(idata.observed_data["x"].values, frames[:, 1:].numpy())
+    np.testing.assert_array_equal(idata.constant_data["x_0"].values, frames[:, 0].numpy())
+    np.testing.assert_array_equal(idata.posterior["time"].values, np.arange(1, t))
+    np.testing.assert_array_equal(idata.posterior["latent"].values, np.arange(z))
+    assert idata.attrs["kl_method"] == "analytic"
+    # Draws differ from each other, and posterior draws differ from prior draws.
+    zq = idata.posterior["z"].values
+    assert zq.reshape(12, -1).std(0).min() > 0
+    assert not np.allclose(zq, idata.prior["z"].values)
+
+
+def test_inference_data_numbers_match_a_hand_computation(lp, frames):
+    """log-likelihood, reconstructions and KL recomputed with the networks, by hand."""
+    with torch.no_grad():  # make z matter: at initialisation the frames barely depend on it
+        for net in (lp.predictor, lp.decoder):
+            for m in net.modules():
+                if isinstance(m, (torch.nn.Linear, torch.nn.ConvTranspose2d, torch.nn.Conv2d)):
+                    m.weight.normal_(0.0, 0.5)
+    idata = to_inference_data(lp, frames, n_draws=3, seed=1)
+    recons = idata.posterior_predictive["x"].values[0]
+    assert np.abs(recons[0] - recons[1]).max() > 0.05  # two draws give different frames
+    zq = torch.from_numpy(idata.posterior["z"].values[0])  # [draw, B, L, z]
+    sigma = lp.config.obs_sigma
+    with torch.no_grad():
+        h, skips = lp.encode(frames)
+        post, _ = lp.posterior(h[:, 1:])
+        prior, _ = lp.prior(h[:, :-1])
+        for d in range(3):
+            g, _ = lp.predictor(torch.cat([h[:, :-1], zq[d]], -1))
+            x_hat = lp.decode(g, skips, first_target=1)  # [B, L, C, H, W]
+            log_n = -((frames[:, 1:] - x_hat) ** 2) / (2 * sigma**2) - math.log(
+                sigma * math.sqrt(2 * math.pi)
+            )
+            expected = log_n.flatten(2).sum(-1)  # [B, L]
+            got = torch.from_numpy(idata.log_likelihood["x"].values[0, d])
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-2)
+            recon = torch.from_numpy(idata.posterior_predictive["x"].values[0, d])
+            torch.testing.assert_close(recon, x_hat, rtol=1e-5, atol=1e-5)
+    for t in range(1, frames.shape[1]):
+        kl = kl_divergence(post[t - 1], prior[t - 1])
+        got = torch.from_numpy(idata.sample_stats["kl"].values[0, :, :, t - 1])
+        torch.testing.assert_close(got, kl.expand(3, -1), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(
+    "rnn" not in {f.name for f in dataclasses.fields(SVGConfig)}, reason="no ConvLSTM variant"
+)
+def test_inference_data_of_a_convlstm_model_has_map_latents(frames):
+    svg = SVG(tiny_config(rnn="conv", feature_size=4))
+    idata = to_inference_data(svg, frames, n_draws=2)
+    dims = ("chain", "draw", "sequence", "time", "latent", "latent_height", "latent_width")
+    assert idata.posterior["z"].dims == dims and idata.prior["z"].dims == dims
+    assert idata.posterior["z"].shape == (1, 2, 3, 4, svg.config.z_dim, 4, 4)
+    assert prior_scale(svg, frames).shape == (3, 4, svg.config.z_dim, 4, 4)
+
+
+def test_monte_carlo_kl_and_summary_predictive(frames):
+    svg = SVG(tiny_config(prior="student-t")).eval()
+    full = to_inference_data(svg, frames, n_draws=4, seed=3, predictive="frames")
+    small = to_inference_data(svg, frames, n_draws=4, seed=3, predictive="summary")
+    assert full.attrs["kl_method"] == "monte-carlo"
+    assert (
+        "x" not in small.posterior_predictive and small.attrs["posterior_predictive"] == "summary"
+    )
+    mse = (full.posterior_predictive["x"] - full.observed_data["x"]) ** 2
+    mse = mse.mean(("channel", "height", "width")).transpose(
+        *small.posterior_predictive["x_mse"].dims
+    )
+    np.testing.assert_allclose(small.posterior_predictive["x_mse"].values, mse.values, rtol=1e-5)
+    # The MC KL is log q(z) - log p(z) at each posterior draw: recompute it.
+    h, _ = svg.encode(frames)
+    with torch.no_grad():
+        post, _ = svg.posterior(h[:, 1:])
+        prior, _ = svg.prior(h[:, :-1])
+    z = torch.from_numpy(full.posterior["z"].values[0, :, :, 0])
+    expected = post[0].log_prob(z) - prior[0].log_prob(z)
+    got = torch.from_numpy(full.sample_stats["kl"].values[0, :, :, 0])
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert got.std(0).min() > 0  # it varies between draws, unlike the closed form
+    # "auto" falls back to the summary when the frames are too many.
+    auto = to_inference_data(svg, frames, n_draws=2, max_predictive_values=10)
+    assert "x_mse" in auto.posterior_predictive
+
+
+def test_arviz_functions_work_on_the_export(lp, frames):
+    idata = to_inference_data(lp, frames, n_draws=20, chains=2, seed=0)
+    summary = az.summary(idata, var_names=["z"])
+    assert len(summary) == frames.shape[0] * (frames.shape[1] - 1) * lp.config.z_dim
+    assert np.isfinite(summary["mean"]).all() and np.isfinite(summary["r_hat"]).all()
+    axes = az.plot_forest(idata, var_names=["z"], coords={"sequence": [0], "latent": [0]})
+    assert len(axes) >= 1
+    axes = az.plot_posterior(idata, var_names=["z"], coords={"sequence": [0], "latent": [0]})
+    assert np.asarray(axes).size == frames.shape[1] - 1
+    matplotlib.pyplot.close("all")
+
+
+def test_inference_data_restores_the_module_mode_and_rejects_bad_input(frames):
+    svg = SVG(tiny_config(prior="learned")).train()
+    to_inference_data(svg, frames, n_draws=1)
+    assert svg.training
+    with pytest.raises(ValueError, match="no latent"):
+        to_inference_data(SVG(tiny_config(prior="none")), frames, n_draws=2)
+    with pytest.raises(ValueError, match="n_draws"):
+        to_inference_data(svg, frames, n_draws=0)
+    with pytest.raises(ValueError, match="predictive"):
+        to_inference_data(svg, frames, n_draws=1, predictive="gif")
+
+
+# -- prior sigma ----------------------------------------------------------------------------------
+def test_prior_scale_is_the_learned_sigma(lp, frames):
+    sigma = prior_scale(lp, frames)
+    assert sigma.shape == (frames.shape[0], frames.shape[1] - 1, lp.config.z_dim)
+    h, _ = lp.encode(frames)
+    with torch.no_grad():
+        _, logvar, _ = lp.prior.net(h[:, :-1])
+    torch.testing.assert_close(sigma, logvar.mul(0.5).exp())
+
+
+def test_prior_scale_errors_for_fixed_and_deterministic(frames):
+    with pytest.raises(ValueError, match="constant"):
+        prior_scale(SVG(tiny_config(prior="fixed")), frames)
+    with pytest.raises(ValueError, match="no latent"):
+        prior_scale(SVG(tiny_config(prior="none")), frames)
+
+
+# -- ROC AUC --------------------------------------------------------------------------------------
+def test_roc_auc_hand_cases():
+    # 4 positive/negative pairs; (0.35 < 0.4) is the only one ranked wrongly.
+    assert roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
+    # Ties count one half: pos 1 ties neg 1 (0.5), pos 2 beats it (1) -> 1.5 / 2.
+    assert roc_auc([1, 1, 2], [0, 1, 1]) == pytest.approx(0.75)
+    assert roc_auc([3, 3, 3, 3], [0, 1, 0, 1]) == pytest.approx(0.5)
+    assert roc_auc([1, 2, 3], [1, 0, 0]) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="both classes"):
+        roc_auc([1, 2], [1, 1])
+    with pytest.raises(ValueError, match="differ"):
+        roc_auc([1, 2, 3], [1, 0])
+
+
+def test_roc_auc_matches_sklearn():
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y = rng.random(300) < rng.uniform(0.05, 0.6)
+        s = np.round(rng.normal(size=300) + y * rng.uniform(0, 2), 1)  # rounding makes ties
+        if y.all() or not y.any():
+            continue
+        assert roc_auc(s, y) == pytest.approx(sklearn_metrics.roc_auc_score(y, s), abs=1e-12)
+
+
+# -- collisions -----------------------------------------------------------------------------------
+def test_collision_labels_align_latents_with_frames():
+    # One sequence, T = 5 frames, two digits: digit 0 hits in frame 1, digit 1 in frame 3.
+    bounces = np.zeros((1, 5, 2), dtype=bool)
+    bounces[0, 1, 0] = bounces[0, 3, 1] = True
+    hits, valid = collision_labels(bounces, lag=1)  # z_t <- frame t-1; columns are z_1..z_4
+    np.testing.assert_array_equal(hits[0], [False, True, False, True])
+    assert valid.all()
+    hits, valid = collision_labels(bounces, lag=0)  # z_t <- frame t
+    np.testing.assert_array_equal(hits[0], [True, False, True, False])
+    hits, valid = collision_labels(bounces, lag=2)  # z_1 has no frame -1
+    np.testing.assert_array_equal(valid[0], [False, True, True, True])
+    np.testing.assert_array_equal(hits[0], [False, False, True, False])
+
+
+def test_collision_auc_on_a_synthetic_case_with_known_answer():
+    rng = np.random.default_rng(1)
+    bounces = rng.random((50, 12, 2)) < 0.08
+    hits, _ = collision_labels(bounces, lag=1)
+    n_pos, n_neg = int(hits.sum()), int((~hits).sum())
+    # Sigma 1 after a hit and 0 elsewhere: perfect ranking.
+    assert collision_scores(hits * 1.0, bounces)["auc"] == pytest.approx(1.0)
+    # Then raise m of the other steps to 1: each ties with every positive -> 1 - m / (2 n_neg).
+    sigma = hits * 1.0
+    others = np.argwhere(~hits)[:17]
+    sigma[others[:, 0], others[:, 1]] = 1.0
+    scores = collision_scores(sigma, bounces)
+    assert scores["auc"] == pytest.approx(1 - 17 / (2 * n_neg))
+    assert scores["n_hit"] == n_pos and scores["n_other"] == n_neg
+    assert scores["mean_sigma_hit"] == 1.0
+    assert scores["mean_sigma_other"] == pytest.approx(17 / n_neg)
+    # The wrong alignment scores the same sigma differently; burn-in drops the first steps.
+    assert collision_scores(hits * 1.0, bounces, lag=0)["auc"] < 0.9
+    dropped = collision_scores(sigma, bounces, burn_in=3)
+    assert dropped["n_hit"] + dropped["n_other"] == 50 * (11 - 3)
+    with pytest.raises(ValueError, match="need both kinds"):
+        collision_scores(sigma, np.zeros_like(bounces))
+    with pytest.raises(ValueError, match="burn_in"):
+        collision_scores(sigma, bounces, burn_in=-1)
+
+
+def test_collision_analysis_on_sequences_and_plot(lp, tmp_path):
+    x, bounces = smmnist_collision_data(sequences=6, frames=8, num_digits=2, seed=0)
+    assert x.shape == (6, 8, 1, 64, 64) and bounces.shape == (6, 8, 2)
+    out = collision_analysis(lp, x, bounces, lag=1, batch_size=4)
+    sigma = prior_scale(lp, x).mean(-1).numpy()
+    np.testing.assert_allclose(out["sigma"], sigma, rtol=1e-6)
+    hits, _ = collision_labels(bounces, 1)
+    assert out["auc"] == pytest.approx(roc_auc(sigma, hits))
+    assert set(out["auc_by_lag"]) == {"0", "1", "2"}
+    png = plot_collisions(out["sigma"], bounces, tmp_path / "c.png", n_show=2)
+    assert png.stat().st_size > 1000
+
+
+def _checkpoint(tmp_path, prior: str) -> str:
+    cfg = tiny_config(prior=prior, n_past=2, n_future=4)
+    trainer = Trainer(cfg, TrainConfig(num_digits=1, batch_size=2, steps=1, device="cpu"),
+                      tmp_path / prior)  # fmt: skip
+    return str(trainer.save())
+
+
+def test_analyze_collisions_cli(tmp_path):
+    ckpt = _checkpoint(tmp_path, "learned")
+    out, png = tmp_path / "c.json", tmp_path / "c.png"
+    args = ["analyze", "collisions", "--checkpoint", ckpt, "--sequences", "8", "--json", str(out),
+            "--plot", str(png), "--no-progress", "--lag", "1"]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads(out.read_text())
+    assert report["sequences"] == 8 and report["frames"] == 6 and report["num_digits"] == 1
+    assert png.is_file() and report["plot"] == str(png)
+    # Independent recomputation with the same sequences.
+    from svg_pyro.train import load_model
+
+    svg, _ = load_model(ckpt)
+    x, bounces = smmnist_collision_data(8, 6, 1, seed=0)
+    sigma = prior_scale(svg, x).mean(-1).numpy()
+    hits, _ = collision_labels(bounces, 1)
+    assert report["auc"] == pytest.approx(roc_auc(sigma, hits))
+    assert report["n_hit"] == int(hits.sum())
+    assert 0.0 <= report["auc"] <= 1.0
+
+
+def test_analyze_collisions_refuses_a_fixed_prior(tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path, "fixed")
+    args = ["analyze", "collisions", "--checkpoint", ckpt, "--sequences", "4", "--json",
+            str(tmp_path / "c.json"), "--no-progress"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "constant" in err[0]
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_mixture_prior_exports_too(frames):
+    pyro.set_rng_seed(0)
+    svg = SVG(tiny_config(prior="mixture")).eval()
+    idata = to_inference_data(svg, frames, n_draws=3)
+    assert idata.attrs["kl_method"] == "monte-carlo"
+    assert np.isfinite(idata.sample_stats["kl"].values).all()
+    assert isinstance(svg.prior(svg.encode(frames)[0][:, :-1])[0][0], dist.MixtureSameFamily)
+    sigma = prior_scale(svg, frames)
+    assert sigma.shape == (3, 4, 3) and (sigma > 0).all()
