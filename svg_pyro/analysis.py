@@ -430,6 +430,54 @@ def plot_collisions(
     return out
 
 
+def sigma_maps(svg: SVG, frames: torch.Tensor) -> torch.Tensor:
+    """The ConvLSTM prior's sigma over the frame: ``[B, T-1, H, W]`` for ``frames [B, T, ...]``.
+
+    The ``s x s`` map of p(z_t | x_{<t})'s standard deviation, averaged over latent channels and
+    upsampled (nearest) to the frame size: where in the picture the model is uncertain about
+    frame t. Only for ``rnn="conv"`` models, whose latent is a map.
+    """
+    if svg.config.rnn != "conv":
+        raise ValueError("sigma heat maps need a ConvLSTM model (rnn='conv'): its z_t is a map")
+    sigma = prior_scale(svg, frames).mean(2)  # [B, T-1, s, s]
+    size = frames.shape[-1]
+    return torch.nn.functional.interpolate(sigma, size=(size, size), mode="nearest")
+
+
+def plot_sigma_heatmap(
+    svg: SVG, frames: torch.Tensor, bounces: Any, out_png: str | Path, lag: int = 1
+) -> Path:
+    """Frames ``t = 1..T-1`` of a few sequences with the prior's sigma map over them (a row per
+    sequence; a red title marks the steps scored as collisions at ``lag``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    maps = sigma_maps(svg, frames).cpu().numpy()
+    labels, _ = collision_labels(bounces, lag)
+    n, steps = maps.shape[:2]
+    fig, axes = plt.subplots(n, steps, figsize=(1.1 * steps, 1.2 * n + 0.4), squeeze=False)
+    vmax = float(maps.max())
+    for i in range(n):
+        for t in range(steps):
+            ax = axes[i, t]
+            ax.imshow(frames[i, t + 1, 0].cpu().numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.imshow(maps[i, t], cmap="inferno", alpha=0.55, vmin=0, vmax=vmax)
+            ax.set_xticks([]), ax.set_yticks([])
+            hit = bool(labels[i, t])
+            ax.set_title(
+                f"t={t + 1}" + (" hit" if hit else ""), fontsize=7, color="red" if hit else "black"
+            )
+    fig.suptitle("learned prior sigma over the frame (brighter = less certain)", fontsize=9)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png
+
+
 def smmnist_collision_data(
     sequences: int,
     frames: int,
@@ -471,11 +519,13 @@ def run_collisions(
     device: str = "auto",
     mnist_root: str | None = None,
     progress: bool = True,
+    heatmap: str | Path | None = None,
 ) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """The ``analyze collisions`` experiment on a checkpoint; returns ``(report, sigma, bounces)``.
 
     Unset settings come from the checkpoint: ``frames`` = its training sequence length,
-    ``num_digits`` and ``deterministic`` = its training data's.
+    ``num_digits`` and ``deterministic`` = its training data's. ``heatmap`` (ConvLSTM models
+    only) also draws the sigma maps of the first sequences over their frames.
     """
     from svg_pyro.train import load_model, resolve_device
 
@@ -483,6 +533,8 @@ def run_collisions(
         raise ValueError(f"--sequences must be >= 1, got {sequences}")
     svg, ckpt = load_model(checkpoint, resolve_device(device))
     _require_latent(svg)
+    if heatmap is not None and svg.config.rnn != "conv":
+        raise ValueError("--heatmap needs a ConvLSTM model (rnn='conv'): its z_t is a map")
     train = ckpt.get("train_config", {})
     if train.get("dataset", "smmnist") != "smmnist":
         raise ValueError(
@@ -516,6 +568,12 @@ def run_collisions(
         **result,
         "mean_sigma_by_time": sigma.mean(0).round(6).tolist(),
     }
+    if heatmap is not None:
+        k = min(3, sequences)
+        device = next(svg.parameters()).device
+        report["heatmap"] = str(
+            plot_sigma_heatmap(svg, x[:k].to(device), bounces[:k], heatmap, lag)
+        )
     return report, sigma, bounces
 
 
@@ -533,6 +591,7 @@ def cmd_collisions(args: argparse.Namespace) -> int:
         device=args.device,
         mnist_root=args.mnist_root,
         progress=not args.no_progress,
+        heatmap=args.heatmap,
     )
     if args.plot:
         report["plot"] = str(
@@ -570,6 +629,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     q.add_argument("--sequences", type=int, default=512, help="test sequences (default 512)")
     q.add_argument("--json", required=True, help="where to write the report")
     q.add_argument("--plot", default=None, help="also draw sigma over time (PNG)")
+    q.add_argument(
+        "--heatmap", default=None, help="ConvLSTM models: draw sigma maps over the frames (PNG)"
+    )
     q.add_argument(
         "--frames", type=int, default=None, help="frames per sequence (default: training length)"
     )

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 SKIP_SOURCES = ("last_context", "original", "previous")
-ENCODERS = ("dcgan",)
+RNNS = ("fc", "conv")
+ENCODERS = ("dcgan", "vgg")
+PRECISIONS = ("fp32", "bf16")  # bf16: autocast around the loss; distribution parameters stay fp32
 
 
 @dataclass
@@ -27,6 +29,9 @@ class SVGConfig:
     ``"last_context"`` (the paper: the last ground-truth frame), ``"original"`` (the original
     code's off-by-one: the second-to-last context frame) or ``"previous"`` (the frame before
     every predicted frame, the original's ``--last_frame_skip``).
+    ``rnn="conv"`` swaps the fully connected LSTMs for ConvLSTMs over ``feature_size`` x
+    ``feature_size`` encoder maps (DCGAN only): ``g_dim`` and ``z_dim`` are then channels per map
+    location, ``rnn_size`` the ConvLSTMs' hidden channels, and ``z_t`` is a ``z_dim x s x s`` map.
     """
 
     prior: str = "learned"
@@ -45,6 +50,8 @@ class SVGConfig:
     beta: float = 1e-4
     obs_sigma: float = 1.0 / math.sqrt(2.0)
     skip_source: str = "last_context"
+    rnn: str = "fc"
+    feature_size: int = 8
 
     def __post_init__(self) -> None:
         self.validate()
@@ -61,8 +68,10 @@ class SVGConfig:
                     raise ValueError(f"SVGConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.n_future < 0:
             raise ValueError(f"SVGConfig.n_future must be >= 0, got {self.n_future}")
-        if self.beta < 0:
-            raise ValueError(f"SVGConfig.beta must be >= 0, got {self.beta}")
+        if self.beta <= 0:  # Pyro's poutine.scale needs a positive scale
+            raise ValueError(
+                f"SVGConfig.beta must be > 0, got {self.beta} (use prior='none' for no latent)"
+            )
         if self.obs_sigma <= 0:
             raise ValueError(f"SVGConfig.obs_sigma must be > 0, got {self.obs_sigma}")
         if self.skip_source not in SKIP_SOURCES:
@@ -71,6 +80,13 @@ class SVGConfig:
             )
         if self.encoder not in ENCODERS:
             raise ValueError(f"SVGConfig.encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.rnn not in RNNS:
+            raise ValueError(f"SVGConfig.rnn must be one of {RNNS}, got {self.rnn!r}")
+        if self.rnn == "conv":
+            if self.encoder != "dcgan":
+                raise ValueError("SVGConfig.rnn='conv' needs encoder='dcgan'")
+            if self.feature_size not in (4, 8):
+                raise ValueError(f"SVGConfig.feature_size must be 4 or 8, got {self.feature_size}")
         if self.image_size != 64:
             raise ValueError(f"only 64x64 frames are supported, got image_size={self.image_size}")
 
@@ -83,6 +99,13 @@ class SVGConfig:
     def pixels(self) -> int:
         """P = C * H * W, the number of values in one frame."""
         return self.channels * self.image_size * self.image_size
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """Shape of one ``z_t``: ``(z_dim,)``, or ``(z_dim, s, s)`` maps when ``rnn="conv"``."""
+        if self.rnn == "conv":
+            return (self.z_dim, self.feature_size, self.feature_size)
+        return (self.z_dim,)
 
     @property
     def kl_scale(self) -> float:
@@ -110,7 +133,12 @@ class SVGConfig:
 
 @dataclass
 class TrainConfig:
-    """How to train: optimiser, batch, schedule, data and logging."""
+    """How to train: optimiser, batch, schedule, data, logging and speed.
+
+    Speed settings: ``precision`` ``"bf16"`` runs the networks under bf16 autocast (the
+    distributions' parameters and the loss stay fp32); ``compile`` applies ``torch.compile`` to
+    the encoder and decoder; ``channels_last`` stores conv weights NHWC.
+    """
 
     dataset: str = "smmnist"
     num_digits: int = 2
@@ -125,11 +153,15 @@ class TrainConfig:
     seed: int = 1
     log_every: int = 50
     checkpoint_every: int = 1000
+    max_bad_steps: int = 20
     num_workers: int = 0
     device: str = "auto"
+    precision: str = "fp32"
+    compile: bool = False
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "log_every", "checkpoint_every"):
+        for name in ("batch_size", "log_every", "checkpoint_every", "max_bad_steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.steps < 0:
@@ -140,6 +172,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.num_digits must be 1 or 2, got {self.num_digits}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"TrainConfig.device must be auto, cpu or cuda, got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -189,6 +225,36 @@ PRESETS: dict[str, Preset] = {
                    n_future=10, beta=1e-4),
         train=dict(dataset="smmnist", num_digits=2, batch_size=100, steps=180_000, lr=0.002,
                    seed=1, log_every=50, checkpoint_every=1000),
+    ),
+    "smmnist-conv": Preset(
+        "The SM-MNIST setting with ConvLSTMs: DCGAN-64 encoder to 8x8 maps of g=64 channels, "
+        "a z map of 4 x 8 x 8, ConvLSTMs of 64 hidden channels (layers 1/1/2), beta=1e-4, "
+        "5 context + 10 future frames, Adam lr 0.002, batch 100, 180k steps.",
+        model=dict(prior="learned", rnn="conv", feature_size=8, channels=1, nf=64, g_dim=64,
+                   z_dim=4, rnn_size=64, predictor_layers=2, posterior_layers=1, prior_layers=1,
+                   n_past=5, n_future=10, beta=1e-4),
+        train=dict(dataset="smmnist", num_digits=2, batch_size=100, steps=180_000, lr=0.002,
+                   seed=1, log_every=50, checkpoint_every=1000),
+    ),
+    "kth": Preset(
+        "The original release's KTH 64x64 setting: VGG-64, z=24, g=128, rnn=256, beta=1e-6, "
+        "10 context + 10 future frames, 1 channel, Adam lr 0.0008, batch 100, 180k steps. "
+        "Needs --data-root (the .avi files).",
+        model=dict(prior="learned", encoder="vgg", channels=1, nf=64, g_dim=128, z_dim=24,
+                   rnn_size=256, predictor_layers=2, posterior_layers=1, prior_layers=1,
+                   n_past=10, n_future=10, beta=1e-6),
+        train=dict(dataset="kth", batch_size=100, steps=180_000, lr=0.0008, seed=1,
+                   log_every=50, checkpoint_every=1000),
+    ),
+    "bair": Preset(
+        "The paper's BAIR robot pushing setting: VGG-64, z=64, g=128, rnn=256, beta=1e-4, "
+        "2 context + 10 future frames, 3 channels, Adam lr 0.002, batch 100, 180k steps. "
+        "Needs --data-root (softmotion30_44k or processed_data).",
+        model=dict(prior="learned", encoder="vgg", channels=3, nf=64, g_dim=128, z_dim=64,
+                   rnn_size=256, predictor_layers=2, posterior_layers=1, prior_layers=1,
+                   n_past=2, n_future=10, beta=1e-4),
+        train=dict(dataset="bair", batch_size=100, steps=180_000, lr=0.002, seed=1,
+                   log_every=50, checkpoint_every=1000),
     ),
     "tiny": Preset(
         "A small SM-MNIST model for CPU tests and the demo: nf=8, g=32, z=4, rnn=64, "

@@ -1,6 +1,5 @@
 """svg_pyro.analysis: ArviZ export, prior sigma, ROC AUC and the collision experiment."""
 
-import dataclasses
 import json
 import math
 
@@ -13,7 +12,7 @@ import pytest
 import torch
 from torch.distributions import kl_divergence
 
-from svg_pyro import SVG, SVGConfig, TrainConfig
+from svg_pyro import SVG, TrainConfig
 from svg_pyro.analysis import (
     collision_analysis,
     collision_labels,
@@ -41,8 +40,15 @@ def test_inference_data_groups_dims_and_shapes(lp, frames):
     b, t = frames.shape[:2]
     z = lp.config.z_dim
     idata = to_inference_data(lp, frames, n_draws=6, chains=2, seed=0)
-    for group in ("posterior", "prior", "posterior_predictive", "observed_data",
-                  "log_likelihood", "sample_stats", "constant_data"):  # fmt: skip
+    for group in (
+        "posterior",
+        "prior",
+        "posterior_predictive",
+        "observed_data",
+        "log_likelihood",
+        "sample_stats",
+        "constant_data",
+    ):
         assert group in idata.groups(), group
     step = ("chain", "draw", "sequence", "time")
     assert idata.posterior["z"].dims == (*step, "latent")
@@ -100,9 +106,6 @@ def test_inference_data_numbers_match_a_hand_computation(lp, frames):
         torch.testing.assert_close(got, kl.expand(3, -1), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.skipif(
-    "rnn" not in {f.name for f in dataclasses.fields(SVGConfig)}, reason="no ConvLSTM variant"
-)
 def test_inference_data_of_a_convlstm_model_has_map_latents(frames):
     svg = SVG(tiny_config(rnn="conv", feature_size=4))
     idata = to_inference_data(svg, frames, n_draws=2)
@@ -260,18 +263,32 @@ def test_collision_analysis_on_sequences_and_plot(lp, tmp_path):
     assert png.stat().st_size > 1000
 
 
-def _checkpoint(tmp_path, prior: str) -> str:
-    cfg = tiny_config(prior=prior, n_past=2, n_future=4)
-    trainer = Trainer(cfg, TrainConfig(num_digits=1, batch_size=2, steps=1, device="cpu"),
-                      tmp_path / prior)  # fmt: skip
+def _checkpoint(tmp_path, prior: str, **model) -> str:
+    cfg = tiny_config(prior=prior, n_past=2, n_future=4, **model)
+    trainer = Trainer(
+        cfg, TrainConfig(num_digits=1, batch_size=2, steps=1, device="cpu"), tmp_path / prior
+    )
     return str(trainer.save())
 
 
 def test_analyze_collisions_cli(tmp_path):
     ckpt = _checkpoint(tmp_path, "learned")
     out, png = tmp_path / "c.json", tmp_path / "c.png"
-    args = ["analyze", "collisions", "--checkpoint", ckpt, "--sequences", "8", "--json", str(out),
-            "--plot", str(png), "--no-progress", "--lag", "1"]  # fmt: skip
+    args = [
+        "analyze",
+        "collisions",
+        "--checkpoint",
+        ckpt,
+        "--sequences",
+        "8",
+        "--json",
+        str(out),
+        "--plot",
+        str(png),
+        "--no-progress",
+        "--lag",
+        "1",
+    ]
     assert main(args) == 0
     report = json.loads(out.read_text())
     assert report["sequences"] == 8 and report["frames"] == 6 and report["num_digits"] == 1
@@ -290,8 +307,17 @@ def test_analyze_collisions_cli(tmp_path):
 
 def test_analyze_collisions_refuses_a_fixed_prior(tmp_path, capsys):
     ckpt = _checkpoint(tmp_path, "fixed")
-    args = ["analyze", "collisions", "--checkpoint", ckpt, "--sequences", "4", "--json",
-            str(tmp_path / "c.json"), "--no-progress"]  # fmt: skip
+    args = [
+        "analyze",
+        "collisions",
+        "--checkpoint",
+        ckpt,
+        "--sequences",
+        "4",
+        "--json",
+        str(tmp_path / "c.json"),
+        "--no-progress",
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "constant" in err[0]
@@ -307,3 +333,36 @@ def test_mixture_prior_exports_too(frames):
     assert isinstance(svg.prior(svg.encode(frames)[0][:, :-1])[0][0], dist.MixtureSameFamily)
     sigma = prior_scale(svg, frames)
     assert sigma.shape == (3, 4, 3) and (sigma > 0).all()
+
+
+def test_sigma_heatmap_of_a_convlstm_model(tmp_path):
+    ckpt = _checkpoint(tmp_path, "learned", rnn="conv", feature_size=8)
+    from svg_pyro.analysis import sigma_maps
+    from svg_pyro.train import load_model
+
+    svg, _ = load_model(ckpt)
+    x, _ = smmnist_collision_data(2, 6, 1, seed=0)
+    maps = sigma_maps(svg, x)
+    assert maps.shape == (2, 5, 64, 64)
+    coarse = prior_scale(svg, x).mean(2)  # [B, T-1, 8, 8]: each cell covers an 8x8 pixel block
+    torch.testing.assert_close(maps[:, :, ::8, ::8], coarse)
+    torch.testing.assert_close(maps[:, :, 7::8, 7::8], coarse)
+    out, png = tmp_path / "c.json", tmp_path / "heat.png"
+    args = [
+        "analyze",
+        "collisions",
+        "--checkpoint",
+        ckpt,
+        "--sequences",
+        "4",
+        "--json",
+        str(out),
+        "--heatmap",
+        str(png),
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    assert png.stat().st_size > 1000 and json.loads(out.read_text())["heatmap"] == str(png)
+    # a fully connected model has no map to show
+    fc = _checkpoint(tmp_path / "fc", "learned")
+    assert main([*args[:3], fc, *args[4:]]) == 2
