@@ -1,0 +1,185 @@
+"""``svg-pyro sample``: pictures of sampled futures, a GIF and a PNG grid per test sequence.
+
+Each picture shows the context, the ground truth and K sampled futures, a row each, with the
+sample whose time-averaged SSIM against the truth is highest marked (gold border, ``*``).
+Sequences come from a stored test set (``--testset``) or are drawn from the checkpoint's dataset
+(test split; SM-MNIST only). ``DIR/samples.json`` lists, per sequence, every sample's mean SSIM
+and PSNR and which one is best.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyro
+import torch
+from PIL import Image, ImageDraw
+from tqdm.auto import tqdm
+
+from svg_pyro.evaluate import eval_protocol, load_frames, sampling_mode, to_float
+from svg_pyro.metrics import psnr, ssim
+from svg_pyro.viz import PAD, sample_grid, save_gif, save_png, video_frames
+
+LABEL_W = 64
+
+
+def dataset_frames(
+    train_config: dict[str, Any], n_sequences: int, n_frames: int, seed: int = 0
+) -> np.ndarray:
+    """``n_sequences`` test-split sequences uint8 ``[N, n_frames, C, 64, 64]`` of the dataset
+    the checkpoint was trained on (SM-MNIST only; other datasets need ``--testset``)."""
+    from svg_pyro.data import StochasticMovingMNIST
+
+    dataset = train_config.get("dataset", "smmnist")
+    if dataset != "smmnist":
+        raise ValueError(f"the {dataset} checkpoint needs --testset (only smmnist is generated)")
+    ds = StochasticMovingMNIST(
+        num_digits=train_config.get("num_digits", 2),
+        seq_len=n_frames,
+        deterministic=train_config.get("deterministic_motion", False),
+        split="test",
+        seed=seed,
+        length=n_sequences,
+        mnist_root=train_config.get("mnist_root"),
+    )
+    frames = torch.stack([ds[i]["frames"] for i in range(n_sequences)])
+    return frames.mul(255).round().to(torch.uint8).numpy()
+
+
+def label_rows(grid: np.ndarray, labels: list[str], row_h: int, gap: int) -> np.ndarray:
+    """Prepend a white column naming each row of a :func:`svg_pyro.viz.sample_grid` image."""
+    col = Image.new("RGB", (LABEL_W, grid.shape[0]), (255, 255, 255))
+    draw = ImageDraw.Draw(col)
+    for r, text in enumerate(labels):
+        draw.text((3, r * (row_h + gap) + row_h // 2 - 5), text, fill=(0, 0, 0))
+    return np.concatenate([np.asarray(col), grid], 1)
+
+
+def header(width: int, n_past: int, n_future: int, cell: int, height: int = 12) -> np.ndarray:
+    """A strip of frame numbers over the grid's columns (1-based; context 1..n_past)."""
+    strip = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    for t in range(n_past + n_future):
+        mark = "t=" if t == 0 else ""
+        draw.text((LABEL_W + t * cell + 3, 0), f"{mark}{t + 1}", fill=(0, 0, 0))
+    return np.asarray(strip)
+
+
+def run_sampling(
+    checkpoint: str | Path,
+    out: str | Path,
+    testset: str | Path | None = None,
+    sequences: int = 4,
+    n_past: int | None = None,
+    n_future: int | None = None,
+    n_samples: int = 5,
+    seed: int = 0,
+    data_seed: int = 0,
+    bn_train_mode: bool = False,
+    fps: float = 4.0,
+    device: str = "auto",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Write ``seqNNN.gif`` and ``seqNNN.png`` for each sequence into ``out``; return the index
+    that is also written to ``out/samples.json``."""
+    from svg_pyro.train import load_model, resolve_device
+
+    if n_samples < 1 or sequences < 1:
+        raise ValueError(
+            f"need --n-samples >= 1 and --sequences >= 1, got {n_samples}, {sequences}"
+        )
+    dev = resolve_device(device)
+    svg, ckpt = load_model(checkpoint, dev)
+    p, f = eval_protocol(ckpt, n_past, n_future)
+    if testset is not None:
+        frames = load_frames(testset, p + f, sequences, svg.config.channels)
+    else:
+        frames = dataset_frames(ckpt.get("train_config") or {}, sequences, p + f, data_seed)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pyro.set_rng_seed(seed)
+    index: dict[str, Any] = {
+        "checkpoint": str(checkpoint),
+        "variant": svg.config.variant,
+        "n_past": p,
+        "n_future": f,
+        "n_samples": n_samples,
+        "seed": seed,
+        "sequences": [],
+    }
+    cell = svg.config.image_size + 2 * PAD
+    with sampling_mode(svg, bn_train_mode):
+        for i in tqdm(range(len(frames)), desc="sample", unit="seq", disable=not progress):
+            x = to_float(frames[i : i + 1], dev)
+            samples = svg.generate(x[:, :p], f, n_samples)[:, 0]  # [K, F, C, H, W]
+            truth = x[0, p:].unsqueeze(0).expand_as(samples)
+            s = ssim(samples, truth).mean(1).cpu()  # [K]
+            q = psnr(samples, truth).mean(1).cpu()
+            best = int(s.argmax())
+            ctx, tru = x[0, :p], x[0, p:]
+            gif = save_gif(out / f"seq{i:03d}.gif", video_frames(ctx, tru, samples, best), fps)
+            grid = sample_grid(ctx, tru, samples, best)
+            labels = ["truth"] + [
+                f"{k + 1}" + (" best" if k == best else "") for k in range(n_samples)
+            ]
+            grid = label_rows(grid, labels, cell, gap=2)
+            grid = np.concatenate([header(grid.shape[1], p, f, cell), grid], 0)
+            png = save_png(out / f"seq{i:03d}.png", grid)
+            index["sequences"].append(
+                {
+                    "index": i,
+                    "gif": gif.name,
+                    "png": png.name,
+                    "best_by_ssim": best,
+                    "ssim": [round(float(v), 5) for v in s],
+                    "psnr": [round(float(v), 3) for v in q],
+                }
+            )
+    (out / "samples.json").write_text(json.dumps(index, indent=1) + "\n")
+    return index
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    index = run_sampling(
+        args.checkpoint,
+        args.out,
+        testset=args.testset,
+        sequences=args.sequences,
+        n_past=args.n_past,
+        n_future=args.n_future,
+        n_samples=args.n_samples,
+        seed=args.seed,
+        data_seed=args.data_seed,
+        bn_train_mode=args.bn_train_mode,
+        fps=args.fps,
+        device=args.device,
+        progress=not args.no_progress,
+    )
+    print(f"{len(index['sequences'])} sequences -> {args.out}", file=sys.stderr)
+    print(Path(args.out) / "samples.json")
+    return 0
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``svg-pyro sample`` on the CLI's subparsers."""
+    p = sub.add_parser("sample", help="GIF and PNG grid of sampled futures per test sequence")
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--testset", default=None, help=".npz test set (default: draw sequences)")
+    p.add_argument("--sequences", type=int, default=4, help="how many sequences (4)")
+    p.add_argument("--n-past", type=int, default=None, help="context frames (dataset protocol)")
+    p.add_argument("--n-future", type=int, default=None, help="frames to predict (protocol)")
+    p.add_argument("--n-samples", type=int, default=5, help="samples per sequence (5)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of drawn test sequences")
+    p.add_argument("--bn-train-mode", action="store_true", help="BatchNorm in training mode")
+    p.add_argument("--fps", type=float, default=4.0, help="GIF frames per second")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_sample)
+    return p

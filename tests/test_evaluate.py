@@ -1,0 +1,206 @@
+"""``svg-pyro evaluate``: scores, the copy-last baseline, the JSON, and the IWAE bound."""
+
+import json
+import math
+
+import numpy as np
+import pyro
+import pytest
+import torch
+
+from svg_pyro.cli import main
+from svg_pyro.config import SVGConfig
+from svg_pyro.data import write_smmnist_testset
+from svg_pyro.evaluate import (
+    COPY_LAST,
+    copy_last,
+    eval_protocol,
+    evaluate_generator,
+    iwae_bound,
+    log_weights,
+    run_evaluation,
+    sampling_mode,
+    to_float,
+)
+from svg_pyro.metrics import PSNR_CAP_DB
+from svg_pyro.svg import SVG
+from svg_pyro.train import Trainer, build_configs, load_model
+
+P, F = 2, 3
+MICRO = dict(nf=4, g_dim=8, z_dim=2, rnn_size=16, predictor_layers=1, n_past=P, n_future=F)
+
+
+def save_checkpoint(svg: SVG, path, dataset="smmnist"):
+    torch.save(
+        {"model": svg.state_dict(), "config": svg.config.to_dict(), "step": 0,
+         "train_config": {"dataset": dataset, "num_digits": 1}},
+        path,
+    )  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A micro SVG-LP trained 150 steps (obs_sigma 0.1), an untrained det model, a test set."""
+    root = tmp_path_factory.mktemp("eval")
+    model_cfg, train_cfg = build_configs(
+        "tiny", **MICRO, obs_sigma=0.1, batch_size=8, steps=150, device="cpu",
+        log_every=50, checkpoint_every=1000,
+    )  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small convolutions: one thread is faster on a busy CPU
+    try:
+        Trainer(model_cfg, train_cfg, root / "lp").fit(progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    det = save_checkpoint(SVG(SVGConfig(prior="none", **MICRO)), root / "det.pt")
+    testset = write_smmnist_testset(
+        root / "test.npz", sequences=16, frames=P + F + 1, num_digits=1, seed=0, progress=False
+    )
+    return {"lp": root / "lp" / "checkpoint.pt", "det": det, "testset": testset, "root": root}
+
+
+def static_testset(path, n=4):
+    """Sequences whose frames never change: a random image repeated P + F times."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, size=(n, 1, 1, 64, 64), dtype=np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, frames=np.repeat(img, P + F, axis=1))
+    return path
+
+
+def test_protocol_defaults_come_from_the_dataset():
+    ckpt = {"config": SVGConfig(**MICRO).to_dict(), "train_config": {"dataset": "smmnist"}}
+    assert eval_protocol(ckpt) == (5, 20)
+    assert eval_protocol(ckpt, n_past=3) == (3, 20)
+    ckpt["train_config"]["dataset"] = "unknown"
+    assert eval_protocol(ckpt) == (P, F)
+    with pytest.raises(ValueError):
+        eval_protocol(ckpt, n_future=0)
+
+
+def test_copy_last_on_a_static_sequence_is_perfect(tmp_path):
+    frames = np.load(static_testset(tmp_path / "s.npz"))["frames"]
+    out = evaluate_generator(copy_last, frames, P, F, 1, batch_size=3, progress=False)
+    for key in ("best", "mean", "worst"):
+        assert out["ssim"][key].shape == (4, F)
+        assert torch.allclose(out["ssim"][key], torch.ones(4, F, dtype=torch.float64), atol=1e-6)
+        assert torch.all(out["psnr"][key] == PSNR_CAP_DB)
+    uncapped = evaluate_generator(copy_last, frames, P, F, 1, psnr_cap=None, progress=False)
+    assert torch.all(torch.isinf(uncapped["psnr"]["best"]))
+
+
+def test_copy_last_cli_json_uncapped_writes_null(tmp_path, trained):
+    path = static_testset(tmp_path / "s.npz")
+    out = tmp_path / "r.json"
+    argv = ["evaluate", "--checkpoint", str(trained["det"]), "--testset", str(path),
+            "--n-samples", "2", "--n-past", str(P), "--n-future", str(F), "--json", str(out),
+            "--psnr-cap", "inf", "--device", "cpu", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    res = json.loads(out.read_text())["methods"][COPY_LAST]
+    assert res["psnr"]["best"] == [None] * F
+    assert res["ssim"]["best"] == pytest.approx([1.0] * F, abs=1e-6)
+
+
+def test_copy_last_moves_nothing():
+    ctx = torch.rand(2, P, 1, 64, 64)
+    out = copy_last(ctx, F, 3)
+    assert out.shape == (3, 2, F, 1, 64, 64)
+    assert torch.equal(out[2, 1, F - 1], ctx[1, -1])
+
+
+def test_evaluation_json_shape_and_order(tmp_path, trained):
+    out, plot = tmp_path / "r.json", tmp_path / "curves.png"
+    argv = ["evaluate", "--checkpoint", str(trained["lp"]), "--testset", str(trained["testset"]),
+            "--n-samples", "6", "--n-past", str(P), "--n-future", str(F),
+            "--compare", str(trained["det"]), "--json", str(out), "--plot", str(plot),
+            "--batch-size", "5", "--iwae", "3", "--device", "cpu", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    res = json.loads(out.read_text())
+    assert (res["n_samples"], res["n_sequences"], res["n_past"], res["n_future"]) == (6, 16, P, F)
+    assert set(res["methods"]) == {"svg-lp", "det", COPY_LAST}
+    for name, m in res["methods"].items():
+        for metric in ("ssim", "psnr"):
+            block = m[metric]
+            for key in ("best", "mean", "worst", "ci95_best"):
+                assert len(block[key]) == F and all(math.isfinite(v) for v in block[key])
+            best, mean, worst = (np.array(block[k]) for k in ("best", "mean", "worst"))
+            assert np.all(best >= mean - 1e-9) and np.all(mean >= worst - 1e-9), (name, metric)
+            assert np.all(np.array(block["ci95_best"]) >= 0)
+    assert res["methods"]["svg-lp"]["samples"] == 6
+    assert res["methods"]["det"]["samples"] == 1  # deterministic: one sample is all of them
+    w = res["methods"]["svg-lp"]["iwae"]
+    assert w["particles"] == 3 and w["obs_sigma"] == pytest.approx(0.1)
+    assert w["iwae_nats_per_frame"]["mean"] >= w["elbo_nats_per_frame"]["mean"]
+    bpd = -w["iwae_nats_per_frame"]["mean"] / (4096 * math.log(2))
+    assert w["iwae_bits_per_dim"]["mean"] == pytest.approx(bpd)
+    assert plot.stat().st_size > 1000
+
+
+def test_sampling_is_reproducible_and_bn_train_mode_keeps_running_stats(trained):
+    kwargs = dict(n_samples=4, n_past=P, n_future=F, sequences=6, device="cpu", progress=False)
+    a = run_evaluation(trained["lp"], trained["testset"], seed=3, **kwargs)
+    b = run_evaluation(trained["lp"], trained["testset"], seed=3, **kwargs)
+    assert a["methods"]["svg-lp"] == b["methods"]["svg-lp"]
+    svg, _ = load_model(trained["lp"])
+    svg.eval()
+    before = {k: v.clone() for k, v in svg.state_dict().items()}
+    with sampling_mode(svg, bn_train_mode=True):
+        assert svg.training
+        svg.generate(torch.rand(3, P, 1, 64, 64), F, 2)
+    assert not svg.training  # the previous mode is restored
+    for k, v in svg.state_dict().items():
+        if not k.endswith("num_batches_tracked"):
+            assert torch.equal(v, before[k]), k
+
+
+def test_iwae_of_the_deterministic_model_is_its_exact_log_likelihood(trained):
+    """No latent: log w is sum_t log N(x_t; x_hat_t, sigma), computed here by hand."""
+    svg, _ = load_model(trained["det"])
+    svg.eval()
+    x = to_float(np.load(trained["testset"])["frames"][:4, : P + F], "cpu")
+    with torch.no_grad():
+        h, skips = svg.encode(x)
+        g, _ = svg.predictor(h[:, :-1])
+        skip = [s[:, P - 1] for s in skips]  # the paper's skip: the last context frame
+        means = torch.stack([svg.decoder(g[:, t - 1], skip) for t in range(P, P + F)], 1)
+    sse = (means.double() - x[:, P:].double()).pow(2).flatten(1).sum(1)
+    d = F * 4096
+    for sigma in (svg.config.obs_sigma, 0.2):
+        expected = -sse / (2 * sigma**2) - d * math.log(sigma * math.sqrt(2 * math.pi))
+        lw = log_weights(svg, x, P, n_particles=1, obs_sigma=sigma)
+        assert lw.shape == (1, 4)
+        assert torch.allclose(lw[0], expected, rtol=1e-5)
+    assert svg.config.n_past == P and svg.config.obs_sigma != 0.2  # restored after the override
+
+
+def test_iwae_is_above_the_elbo_and_grows_with_k(trained):
+    svg, _ = load_model(trained["lp"])
+    svg.eval()
+    x = to_float(np.load(trained["testset"])["frames"][:, : P + F], "cpu")
+    pyro.set_rng_seed(0)
+    lw = log_weights(svg, x, P, n_particles=120)  # [120, 16]
+    assert lw.shape == (120, 16) and torch.isfinite(lw).all()
+    elbo = lw.mean(0)
+
+    def bound(k):  # the K-particle bound averaged over 120 / K disjoint groups and sequences
+        return torch.stack([iwae_bound(c) for c in lw.split(k)]).mean()
+
+    assert torch.all(iwae_bound(lw[:10]) >= lw[:10].mean(0))  # Jensen, per sequence
+    assert bound(10) > elbo.mean()
+    assert bound(1) < bound(10) < bound(40) < bound(120)
+    # the weights really vary between particles: the test is not of equal weights
+    assert lw.std(0).mean() > 0.1
+
+
+def test_errors_are_one_line_exit_2(tmp_path, trained, capsys):
+    short = write_smmnist_testset(tmp_path / "short.npz", sequences=2, frames=P + 1,
+                                  num_digits=1, progress=False)  # fmt: skip
+    argv = ["evaluate", "--checkpoint", str(trained["lp"]), "--testset", str(short),
+            "--n-past", str(P), "--n-future", str(F), "--json", str(tmp_path / "r.json"),
+            "--device", "cpu", "--no-progress"]  # fmt: skip
+    assert main(argv) == 2
+    assert "needs 5" in capsys.readouterr().err
+    argv[2] = str(tmp_path / "missing.pt")
+    assert main(argv) == 2
