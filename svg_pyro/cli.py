@@ -13,11 +13,9 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from svg_pyro import data_cli
 from svg_pyro.config import PRESETS, SVGConfig, TrainConfig
-
-
-class UsageError(Exception):
-    """A problem with what the user asked for: reported in one line, exit status 2."""
+from svg_pyro.errors import TrainingError, UsageError
 
 
 # -- settings as flags ---------------------------------------------------------------------------
@@ -136,12 +134,23 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--mnist-root", default=None, help="folder with MNIST/raw IDX files")
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=cmd_data_smmnist)
+    data_cli.add_parsers(data_sub)  # kth-testset, bair-testset
 
     p = sub.add_parser("demo", help="train `tiny` on CPU for a few minutes; write a GIF and curves")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
+    from svg_pyro import evaluate, sample  # their own modules register `evaluate` and `sample`
+
+    evaluate.add_parser(sub)
+    sample.add_parser(sub)
+    from svg_pyro import analysis  # `analyze collisions`
+
+    analysis.add_parser(sub)
+    from svg_pyro import bench  # `bench`
+
+    bench.add_parser(sub)
     return parser
 
 
@@ -153,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ValueError, FileNotFoundError, NotADirectoryError) as err:
         print(f"svg-pyro {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except TrainingError as err:  # the run failed, not the request
+        print(f"svg-pyro {args.command}: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("svg-pyro: interrupted", file=sys.stderr)
         return 130

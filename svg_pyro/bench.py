@@ -1,0 +1,555 @@
+"""``svg-pyro bench``: how fast SVG trains (or samples), on random 64x64 sequences.
+
+``--mode train`` (the default) times full training steps, exactly as
+:meth:`svg_pyro.train.Trainer.train_step` runs them (the Pyro loss, backward, fused Adam, and the
+speed settings ``--precision``, ``--compile``, ``--channels-last``), with Pyro's validation off
+as in :meth:`~svg_pyro.train.Trainer.fit`. ``--mode sample`` times
+:meth:`svg_pyro.svg.SVG.generate` of ``--samples`` futures for each sequence of a batch.
+
+One JSON line (``--json``) holds the speed (``seq_per_s``, ``step_ms``; ``frames_per_s`` when
+sampling), the device, the precision and the configuration, and the cost model:
+
+* ``flops_per_step``: FLOPs of one step (convolutions, matrix products and LSTMs, forward and
+  backward) counted with :class:`torch.utils.flop_counter.FlopCounterMode` on an eager copy of
+  the networks at two small batches and extrapolated (FLOPs are affine in the batch);
+* ``matmul_tflops``: the dense matmul throughput of this device at this precision, measured in the
+  same run; ``mfu`` = ``flops_per_step / step time / matmul throughput``;
+* ``activations_mb``: bytes autograd saves for the backward pass at this batch (same
+  extrapolation), ``params_mb``, and ``train_state_mb`` = activations + 4 x parameters (weights,
+  gradients, two Adam moments): an estimate of training memory that needs no GPU;
+* ``peak_memory_mb``: CUDA's peak allocated memory over the timed steps (``null`` on CPU, where
+  ``peak_rss_mb`` gives the process's peak resident memory instead).
+
+The module also holds what ``benchmarks/`` builds on: :class:`DirectSVGLoss` (the same networks
+and objective driven without Pyro, to measure Pyro's own overhead), and the timing and counting
+helpers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import resource
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pyro
+import torch
+from torch import nn
+from torch.distributions import kl_divergence
+
+from svg_pyro.config import ENCODERS, PRECISIONS, SVGConfig, TrainConfig
+from svg_pyro.elbo import SVGLoss
+from svg_pyro.svg import SVG
+
+MODES = ("train", "sample")
+
+
+# -- the command line ----------------------------------------------------------------------------
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags shared by ``svg-pyro bench`` and ``benchmarks/*.py`` (paper sizes by default)."""
+    parser.add_argument("--json", action="store_true", help="print one JSON line")
+    parser.add_argument("--mode", choices=MODES, default="train", help="time training or sampling")
+    parser.add_argument("--batch-size", type=int, default=16, help="sequences per step (16)")
+    parser.add_argument("--frames", type=int, default=15, help="frames per sequence (15)")
+    parser.add_argument("--n-past", type=int, default=5, help="context frames (5)")
+    parser.add_argument("--channels", type=int, default=1, help="frame channels (1)")
+    parser.add_argument("--encoder", choices=ENCODERS, default="dcgan", help="frame networks")
+    parser.add_argument("--nf", type=int, default=64, help="encoder/decoder width (64)")
+    parser.add_argument("--g-dim", type=int, default=128, help="frame encoding size (128)")
+    parser.add_argument("--z-dim", type=int, default=10, help="latent size (10)")
+    parser.add_argument("--rnn-size", type=int, default=256, help="LSTM width (256)")
+    parser.add_argument("--predictor-layers", type=int, default=2)
+    parser.add_argument("--posterior-layers", type=int, default=1)
+    parser.add_argument("--prior-layers", type=int, default=1)
+    parser.add_argument("--beta", type=float, default=1e-4, help="KL weight (1e-4)")
+    parser.add_argument("--samples", type=int, default=10, help="--mode sample: K per sequence")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps (5)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (2)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    parser.add_argument("--compile", action="store_true", help="torch.compile encoder/decoder")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC conv weights")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--no-count", action="store_true", help="skip the FLOP/memory count and the matmul probe"
+    )
+    parser.add_argument(
+        "--count-only",
+        action="store_true",
+        help="only count FLOPs and memory (on CPU, no timing): sizes a run before a GPU is at hand",
+    )
+
+
+def model_config(args: argparse.Namespace) -> SVGConfig:
+    """The SVG-LP configuration that the bench flags describe."""
+    if args.frames <= args.n_past:
+        raise ValueError(f"--frames ({args.frames}) must exceed --n-past ({args.n_past})")
+    return SVGConfig(
+        prior="learned",
+        encoder=args.encoder,
+        channels=args.channels,
+        nf=args.nf,
+        g_dim=args.g_dim,
+        z_dim=args.z_dim,
+        rnn_size=args.rnn_size,
+        predictor_layers=args.predictor_layers,
+        posterior_layers=args.posterior_layers,
+        prior_layers=args.prior_layers,
+        n_past=args.n_past,
+        n_future=args.frames - args.n_past,
+        beta=args.beta,
+    )
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The training settings (batch, device, speed levers) that the bench flags describe."""
+    for name in ("batch_size", "steps", "samples"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.warmup < 0:
+        raise ValueError("--warmup must be >= 0")
+    return TrainConfig(
+        batch_size=args.batch_size,
+        steps=1,
+        seed=args.seed,
+        device=args.device,
+        precision=args.precision,
+        compile=args.compile,
+        channels_last=args.channels_last,
+    )
+
+
+def random_frames(
+    batch: int, config: SVGConfig, device: torch.device | str = "cpu", seed: int = 0
+) -> torch.Tensor:
+    """Uniform random frames ``[batch, seq_len, C, 64, 64]`` in [0, 1] (fixed by ``seed``)."""
+    g = torch.Generator().manual_seed(seed)
+    shape = (batch, config.seq_len, config.channels, config.image_size, config.image_size)
+    return torch.rand(shape, generator=g).to(device)
+
+
+# -- timing --------------------------------------------------------------------------------------
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_steps(step: Callable[[], Any], steps: int, device: torch.device) -> float:
+    """Seconds per call of ``step``: ``steps`` calls between two synchronisations, none inside."""
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    synchronize(device)
+    return (time.perf_counter() - start) / steps
+
+
+def matmul_flops_per_s(device: torch.device, precision: str = "fp32", reps: int = 3) -> float:
+    """Dense matmul throughput (FLOP/s) of ``device`` at ``precision``: best of ``reps`` timings.
+
+    Square products of 2048 (CPU) or 8192 (CUDA) in fp32 or bf16; on CUDA each timing runs ten
+    products so that launch overhead does not count.
+    """
+    n, inner = (8192, 10) if device.type == "cuda" else (2048, 1)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(device, dtype)
+    b = torch.randn(n, n, generator=g).to(device, dtype)
+    a @ b
+    best = math.inf
+    for _ in range(reps):
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(inner):
+            a @ b
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 * inner / best
+
+
+# -- counting FLOPs and saved activations --------------------------------------------------------
+def _rnn_flops(multiplier: int) -> Callable[..., int]:
+    """FLOP formula for fused RNN kernels: ``2 * rows * (sum of the weight matrices' sizes)``.
+
+    ``FlopCounterMode`` has no formula for the oneDNN and cuDNN LSTM kernels; every gate
+    pre-activation is one matrix-vector product per row (time step x sequence) and weight
+    matrix. Backward computes input and weight gradients: twice the forward.
+    """
+
+    def count(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
+        x = args[0]
+        mats: list[torch.Tensor] = []
+        for a in args[1:5]:  # (mkldnn) weight0..weight3, or (cudnn) the weight list
+            for w in a if isinstance(a, (list, tuple)) else [a]:
+                if torch.is_tensor(w) and w.dim() == 2:
+                    mats.append(w)
+        rows = x.numel() // x.shape[-1]
+        return multiplier * 2 * rows * sum(w.numel() for w in mats)
+
+    count._get_raw = True  # type: ignore[attr-defined]  # FlopCounterMode: pass tensors, not shapes
+    return count
+
+
+def _rnn_flop_mapping() -> dict[Any, Callable[..., int]]:
+    aten = torch.ops.aten
+    mapping = {}
+    for name, mult in (
+        ("mkldnn_rnn_layer", 1),
+        ("mkldnn_rnn_layer_backward", 2),
+        ("_cudnn_rnn", 1),
+        ("_cudnn_rnn_backward", 2),
+    ):
+        if hasattr(aten, name):
+            mapping[getattr(aten, name)] = _rnn_flops(mult)
+    return mapping
+
+
+def count_once(run: Callable[[], Any], exclude: list[torch.Tensor]) -> tuple[int, int]:
+    """``(FLOPs, bytes saved for backward)`` of one call of ``run`` (which should run backward).
+
+    Saved tensors are counted once per storage; the storages of ``exclude`` (the parameters)
+    are left out.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    skip = {p.untyped_storage().data_ptr() for p in exclude}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in skip:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    counter = FlopCounterMode(display=False, custom_mapping=_rnn_flop_mapping())
+    with counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        run()
+    return counter.get_total_flops(), sum(saved.values())
+
+
+def count_cost(run: Callable[[int], Any], units: int, exclude: list[torch.Tensor]) -> dict:
+    """FLOPs and saved bytes of ``run(units)``, from eager runs at 2 and 4 units.
+
+    ``run(n)`` does the work for ``n`` sequences (or samples). Both quantities are affine in
+    ``n`` (batch-sized tensors plus batch-independent ones such as bf16 weight copies), so two
+    small runs give them exactly at any size.
+    """
+    f2, s2 = count_once(lambda: run(2), exclude)
+    f4, s4 = count_once(lambda: run(4), exclude)
+    return {
+        "flops": f2 + (f4 - f2) * (units - 2) // 2,
+        "saved_bytes": s2 + (s4 - s2) * (units - 2) // 2,
+    }
+
+
+def svg_cost_runner(
+    config: SVGConfig, precision: str, mode: str = "train", samples: int = 1
+) -> tuple[Callable[[int], Any], list[torch.Tensor]]:
+    """``(run, parameters)`` for :func:`count_cost` on a fresh eager CPU copy of the networks.
+
+    ``mode="train"``: ``run(n)`` is the Pyro loss's forward and backward on ``n`` sequences.
+    ``mode="sample"``: ``run(n)`` generates ``n`` futures of one context (in eval mode).
+    """
+    from svg_pyro.train import autocast
+
+    svg = SVG(config)
+    loss_fn = SVGLoss(svg)
+    cpu = torch.device("cpu")
+
+    def run(n: int) -> None:
+        frames = random_frames(n, config, cpu, seed=n)
+        with pyro.validation_enabled(False), autocast(cpu, precision):
+            if mode == "train":
+                svg.train()
+                loss_fn(frames).backward()
+            else:
+                svg.eval()
+                svg.generate(frames[:1, : config.n_past], config.n_future, n_samples=n)
+
+    return run, list(svg.parameters())
+
+
+# -- the same networks without Pyro ---------------------------------------------------------------
+class DirectSVGLoss(nn.Module):
+    """The negative ELBO of :class:`svg_pyro.elbo.SVGLoss`, computed without Pyro.
+
+    Same networks (those of ``svg``), same random draws in the same order, same value and
+    gradients; the frame loop's sample sites become whole-sequence tensor operations. Used to
+    measure what Pyro's tracing and per-frame sites cost. ``last_terms`` as in ``SVGLoss``.
+    """
+
+    def __init__(self, svg: SVG):
+        super().__init__()
+        self.svg = svg
+        self.last_terms: dict[str, torch.Tensor] = {}
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        svg, cfg = self.svg, self.svg.config
+        b = frames.shape[0]
+        h, skips = svg.encode(frames)
+        kl = frames.new_zeros(())
+        if svg.prior is not None:
+            q_steps, _ = svg.posterior(h[:, 1:])  # the guide's draws come first, as in Pyro
+            z = [q.rsample() for q in q_steps]
+            p_steps, _ = svg.prior(h[:, :-1])
+            for q, p, z_t in zip(q_steps, p_steps, z):
+                try:
+                    kl_t = kl_divergence(q, p)
+                except NotImplementedError:
+                    kl_t = q.log_prob(z_t) - p.log_prob(z_t)
+                kl = kl + kl_t.sum()
+            g, _ = svg.predictor(torch.cat([h[:, :-1], torch.stack(z, 1).to(h.dtype)], -1))
+        else:
+            g, _ = svg.predictor(h[:, :-1])
+        x_mean = svg.decode(g, skips, first_target=1).float()
+        target = frames[:, 1:]
+        sq = (x_mean - target).pow(2)
+        s = cfg.obs_sigma
+        log_lik = -sq.sum() / (2 * s**2) - sq.numel() * math.log(s * math.sqrt(2 * math.pi))
+        loss = cfg.kl_scale * kl - log_lik
+        recon = sq.flatten(2).mean(2).sum().detach() / b
+        kl_mean = kl.detach() / b
+        self.last_terms = {
+            "loss": recon + cfg.beta * kl_mean,
+            "recon": recon,
+            "kl": kl_mean,
+            "neg_elbo": loss.detach() / b,
+        }
+        return loss
+
+
+@contextlib.contextmanager
+def loss_swapped(trainer: Any, loss: nn.Module) -> Iterator[None]:
+    """Within the block, ``trainer.train_step`` uses ``loss`` in place of its ``SVGLoss``."""
+    saved = {k: getattr(trainer, k) for k in ("loss_fn", "forward") if hasattr(trainer, k)}
+    for k in saved:
+        setattr(trainer, k, loss)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(trainer, k, v)
+
+
+# -- runners -------------------------------------------------------------------------------------
+class SVGBench:
+    """A :class:`~svg_pyro.train.Trainer` on random frames, in a temporary run folder.
+
+    ``train_step()`` is one training step as training runs it; ``direct_step()`` the same step
+    with :class:`DirectSVGLoss` in place of the Pyro loss; ``sample_step()`` one call of
+    ``generate`` (``samples`` futures of each sequence's context). Call :meth:`close` at the end.
+    """
+
+    def __init__(self, model_cfg: SVGConfig, train_cfg: TrainConfig, samples: int = 1):
+        from svg_pyro.train import Trainer, autocast
+
+        self._tmp = tempfile.TemporaryDirectory(prefix="svg-bench-")
+        self.trainer = Trainer(model_cfg, train_cfg, self._tmp.name)
+        self.device = self.trainer.device
+        self.svg = self.trainer.svg
+        self.config = model_cfg
+        self.precision = train_cfg.precision
+        self.samples = samples
+        self.frames = random_frames(train_cfg.batch_size, model_cfg, self.device, train_cfg.seed)
+        self.direct = DirectSVGLoss(self.svg)
+        self._autocast = autocast
+
+    def train_step(self) -> Any:
+        with pyro.validation_enabled(False):
+            return self.trainer.train_step(self.frames)
+
+    def direct_step(self) -> Any:
+        with loss_swapped(self.trainer, self.direct):
+            return self.trainer.train_step(self.frames)
+
+    def sample_step(self) -> torch.Tensor:
+        self.svg.eval()
+        context = self.frames[:, : self.config.n_past]
+        with self._autocast(self.device, self.precision):
+            return self.svg.generate(context, self.config.n_future, n_samples=self.samples)
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+
+def device_name(device: torch.device) -> str:
+    """``cpu`` or ``cuda (<GPU name>)``."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return "cpu"
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def make_record(
+    *,
+    impl: str,
+    args: argparse.Namespace,
+    config: SVGConfig,
+    device: torch.device,
+    step_s: float | None,
+    cost: dict | None,
+    matmul: float | None,
+    params: int,
+    peak_memory: int | None,
+) -> dict[str, Any]:
+    """The JSON record of one benchmark (see the module docstring for the keys)."""
+    b = args.batch_size
+    rec: dict[str, Any] = {
+        "impl": impl,
+        "mode": args.mode,
+        "device": device_name(device),
+        "precision": args.precision,
+        "compile": bool(args.compile),
+        "channels_last": bool(args.channels_last),
+        "step_ms": None if step_s is None else round(step_s * 1e3, 3),
+        "seq_per_s": None if step_s is None else round(b / step_s, 4),
+    }
+    if args.mode == "sample" and step_s is not None:
+        rec["frames_per_s"] = round(args.samples * b * config.n_future / step_s, 3)
+    rec["config"] = {
+        "batch_size": b,
+        "frames": config.seq_len,
+        "n_past": config.n_past,
+        "n_future": config.n_future,
+        "channels": config.channels,
+        "encoder": config.encoder,
+        "nf": config.nf,
+        "g_dim": config.g_dim,
+        "z_dim": config.z_dim,
+        "rnn_size": config.rnn_size,
+        "layers": [config.predictor_layers, config.posterior_layers, config.prior_layers],
+        "beta": config.beta,
+        **({"samples": args.samples} if args.mode == "sample" else {}),
+    }
+    rec.update(steps=args.steps, warmup=args.warmup)
+    params_mb = params * 4 / 2**20
+    rec["params_mb"] = round(params_mb, 2)
+    if cost is not None:
+        rec["flops_per_step"] = int(cost["flops"])
+        act = cost["saved_bytes"] / 2**20
+        rec["activations_mb"] = round(act, 1)
+        if args.mode == "train":
+            rec["train_state_mb"] = round(act + 4 * params_mb, 1)
+    if matmul is not None:
+        rec["matmul_tflops"] = round(matmul / 1e12, 4)
+        if cost is not None and step_s is not None:
+            rec["mfu"] = round(cost["flops"] / step_s / matmul, 4)
+    rec["peak_memory_mb"] = None if peak_memory is None else round(peak_memory / 2**20, 1)
+    rec["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    rec["torch"] = torch.__version__
+    rec["threads"] = torch.get_num_threads()
+    return rec
+
+
+def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    """Build, warm up and time ``svg-pyro bench``'s workload; return its record."""
+    model_cfg, train_cfg = model_config(args), train_config(args)
+    if getattr(args, "count_only", False):
+        return count_only(args, model_cfg)
+    bench = SVGBench(model_cfg, train_cfg, samples=args.samples)
+    try:
+        device = bench.device
+        step = bench.train_step if args.mode == "train" else bench.sample_step
+        for _ in range(args.warmup):
+            step()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        step_s = time_steps(step, args.steps, device)
+        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+        cost = matmul = None
+        if not args.no_count:
+            matmul = matmul_flops_per_s(device, args.precision)
+            units = args.batch_size * (args.samples if args.mode == "sample" else 1)
+            run, params = svg_cost_runner(model_cfg, args.precision, args.mode)
+            with _quiet():
+                cost = count_cost(run, units, params)
+        n_params = sum(p.numel() for p in bench.svg.parameters())
+        return make_record(
+            impl="svg-pyro",
+            args=args,
+            config=model_cfg,
+            device=device,
+            step_s=step_s,
+            cost=cost,
+            matmul=matmul,
+            params=n_params,
+            peak_memory=peak,
+        )
+    finally:
+        bench.close()
+
+
+def count_only(args: argparse.Namespace, model_cfg: SVGConfig) -> dict[str, Any]:
+    """The record of ``--count-only``: FLOPs and memory of the workload, nothing timed."""
+    units = args.batch_size * (args.samples if args.mode == "sample" else 1)
+    run, params = svg_cost_runner(model_cfg, args.precision, args.mode)
+    with _quiet():
+        cost = count_cost(run, units, params)
+    return make_record(
+        impl="svg-pyro",
+        args=args,
+        config=model_cfg,
+        device=torch.device("cpu"),
+        step_s=None,
+        cost=cost,
+        matmul=None,
+        params=sum(p.numel() for p in params),
+        peak_memory=None,
+    ) | {"device": "none (counted on CPU)"}
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def describe(rec: dict[str, Any]) -> str:
+    """A one-line human summary of a record."""
+    c = rec["config"]
+    if rec["step_ms"] is None:
+        return (
+            f"{rec['impl']} {rec['mode']} ({rec['precision']}), batch {c['batch_size']} x "
+            f"{c['frames']} frames: {rec['flops_per_step'] / 1e12:.3f} TFLOP per step, "
+            f"{rec['activations_mb']:.0f} MiB activations, {rec['params_mb']:.1f} MiB weights"
+        )
+    text = (
+        f"{rec['impl']} {rec['mode']} on {rec['device']} ({rec['precision']}"
+        f"{', compiled' if rec['compile'] else ''}): batch {c['batch_size']} x {c['frames']} "
+        f"frames: {rec['step_ms']:.1f} ms/step, {rec['seq_per_s']:.2f} seq/s"
+    )
+    if "frames_per_s" in rec:
+        text += f", {rec['frames_per_s']:.1f} frames/s"
+    if "mfu" in rec:
+        text += f", MFU {100 * rec['mfu']:.1f}% of {rec['matmul_tflops']:.3g} TFLOP/s"
+    return text
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    rec = run_bench(args)
+    print(json.dumps(rec) if args.json else describe(rec))
+    return 0
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``svg-pyro bench`` on the CLI's subparsers."""
+    p = sub.add_parser(
+        "bench",
+        help="time SVG-LP training steps (or sampling) on random frames; one JSON line",
+        description=__doc__.split("\n\n")[0],
+    )
+    add_bench_arguments(p)
+    p.set_defaults(func=cmd_bench)
+    return p
