@@ -6,7 +6,9 @@ Three training steps on the same random batch, the same networks and sizes:
   the speed settings given by ``--precision/--compile/--channels-last``, fused Adam);
 * ``direct``: the same step, the same networks and optimizer, with the loss computed without Pyro
   (:class:`svg_pyro.bench.DirectSVGLoss`): the difference is Pyro's own overhead;
-* ``plain-loop``: ``benchmarks/plain_svg.py``, the original release's loop (fp32, eager).
+* ``plain-loop``: ``benchmarks/plain_svg.py``, the original release's loop (fp32, eager);
+* with ``--with-plain-skips``, also ``svg-pyro-plain-skips``: the svg-pyro step decoding every
+  frame's skip convolutions (without :mod:`svg_pyro.skipshare`), to measure that lever.
 
 Each round times ``--steps`` steps of each, in an order that reverses every round, so that a
 machine shared with other work slows all of them alike; the matmul throughput is probed in every
@@ -35,6 +37,8 @@ import plain_svg  # noqa: E402
 
 from svg_pyro import bench  # noqa: E402
 
+UNSHARED = "svg-pyro-plain-skips"
+
 
 def _spread(values: list[float]) -> dict[str, Any]:
     return {
@@ -60,6 +64,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         plain = plain_svg.PlainTrainer(model_cfg, lr=train_cfg.lr, device=device)
         plain.net.load_from(ours.svg)  # the same starting weights
         frames = ours.frames
+        if not args.shared_skips:
+            ours.svg.share_skips = False
         steps = {
             "svg-pyro": ours.train_step,
             "direct": ours.direct_step,
@@ -67,6 +73,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         }
         if args.no_direct:
             del steps["direct"]
+        if args.with_plain_skips:
+            steps[UNSHARED] = ours.plain_skips_step
         for step in steps.values():
             for _ in range(args.warmup):
                 step()
@@ -87,7 +95,12 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
             print(
                 f"round {r + 1}/{args.rounds}: "
                 + ", ".join(f"{k} {1e3 * v[-1]:.1f} ms" for k, v in times.items())
-                + f"; ratio {ratio:.3f}",
+                + f"; ratio {ratio:.3f}"
+                + (
+                    f", with plain skips {times['plain-loop'][-1] / times[UNSHARED][-1]:.3f}"
+                    if UNSHARED in times
+                    else ""
+                ),
                 file=sys.stderr,
                 flush=True,
             )
@@ -97,21 +110,30 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
             matmul_fp32 = bench.matmul_flops_per_s(device, "fp32")
         costs: dict[str, Any] = {k: None for k in steps}
         if not args.no_count:
-            run, params = bench.svg_cost_runner(model_cfg, args.precision)
+            run, params = bench.svg_cost_runner(
+                model_cfg, args.precision, "train", args.shared_skips
+            )
             with bench._quiet():
                 costs["svg-pyro"] = bench.count_cost(run, args.batch_size, params)
             costs["direct"] = costs["svg-pyro"]
+            if UNSHARED in steps:
+                run, params = bench.svg_cost_runner(model_cfg, args.precision, shared_skips=False)
+                with bench._quiet():
+                    costs[UNSHARED] = bench.count_cost(run, args.batch_size, params)
             run, params = plain_svg.plain_cost_runner(model_cfg)
             costs["plain-loop"] = bench.count_cost(run, args.batch_size, params)
         plain_args = copy.copy(args)
         plain_args.precision, plain_args.compile, plain_args.channels_last = "fp32", False, False
+        plain_args.shared_skips = False
+        unshared_args = copy.copy(args)
+        unshared_args.shared_skips = False
         n_params = sum(p.numel() for p in ours.svg.parameters())
         records = {}
         for name in steps:
             is_plain = name == "plain-loop"
             records[name] = bench.make_record(
                 impl=name,
-                args=plain_args if is_plain else args,
+                args=plain_args if is_plain else unshared_args if name == UNSHARED else args,
                 config=model_cfg,
                 device=device,
                 step_s=statistics.median(times[name]),
@@ -130,6 +152,13 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
             "rounds": args.rounds,
             "steps_per_round": args.steps,
         }
+        if UNSHARED in times:
+            out["ratio_plain_skips"] = _spread(
+                [p / o for p, o in zip(times["plain-loop"], times[UNSHARED])]
+            )
+            out["ratio_plain_skips"]["best"] = round(
+                min(times["plain-loop"]) / min(times[UNSHARED]), 4
+            )
         if "direct" in times:
             overhead = [(o - d) / o for o, d in zip(times["svg-pyro"], times["direct"])]
             out["pyro_overhead"] = _spread(overhead)
@@ -147,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (5)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--no-direct", action="store_true", help="skip the Pyro-free step")
+    parser.add_argument(
+        "--with-plain-skips",
+        action="store_true",
+        help="also time the svg-pyro step without shared-skip decoding",
+    )
     args = parser.parse_args(argv)
     try:
         out = compare(args)

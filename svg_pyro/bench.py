@@ -20,9 +20,14 @@ sampling), the device, the precision and the configuration, and the cost model:
 * ``peak_memory_mb``: CUDA's peak allocated memory over the timed steps (``null`` on CPU, where
   ``peak_rss_mb`` gives the process's peak resident memory instead).
 
+``--no-shared-skips`` decodes plainly instead of with :mod:`svg_pyro.skipshare` (each distinct
+skip frame's convolutions once per sequence, what training runs), to measure that lever.
+``--count-only`` times nothing and reports the FLOPs and memory estimate of a configuration,
+e.g. to size a GPU run.
+
 The module also holds what ``benchmarks/`` builds on: :class:`DirectSVGLoss` (the same networks
 and objective driven without Pyro, to measure Pyro's own overhead), and the timing and counting
-helpers.
+helpers. Results and method: ``docs/PERFORMANCE.md``.
 """
 
 from __future__ import annotations
@@ -76,6 +81,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile encoder/decoder")
     parser.add_argument("--channels-last", action="store_true", help="NHWC conv weights")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--no-shared-skips",
+        dest="shared_skips",
+        action="store_false",
+        help="decode plainly, not with svg_pyro.skipshare (to measure that lever)",
+    )
     parser.add_argument(
         "--no-count", action="store_true", help="skip the FLOP/memory count and the matmul probe"
     )
@@ -250,12 +261,13 @@ def count_cost(run: Callable[[int], Any], units: int, exclude: list[torch.Tensor
 
 
 def svg_cost_runner(
-    config: SVGConfig, precision: str, mode: str = "train", samples: int = 1
+    config: SVGConfig, precision: str, mode: str = "train", shared_skips: bool = True
 ) -> tuple[Callable[[int], Any], list[torch.Tensor]]:
     """``(run, parameters)`` for :func:`count_cost` on a fresh eager CPU copy of the networks.
 
     ``mode="train"``: ``run(n)`` is the Pyro loss's forward and backward on ``n`` sequences.
     ``mode="sample"``: ``run(n)`` generates ``n`` futures of one context (in eval mode).
+    ``shared_skips=False``: decode plainly, as within :func:`plain_skip_decoding`.
     """
     from svg_pyro.train import autocast
 
@@ -265,7 +277,8 @@ def svg_cost_runner(
 
     def run(n: int) -> None:
         frames = random_frames(n, config, cpu, seed=n)
-        with pyro.validation_enabled(False), autocast(cpu, precision):
+        skips = contextlib.nullcontext() if shared_skips else plain_skip_decoding(svg)
+        with pyro.validation_enabled(False), autocast(cpu, precision), skips:
             if mode == "train":
                 svg.train()
                 loss_fn(frames).backward()
@@ -326,6 +339,21 @@ class DirectSVGLoss(nn.Module):
 
 
 @contextlib.contextmanager
+def plain_skip_decoding(svg: SVG) -> Iterator[None]:
+    """Within the block, ``svg`` decodes without :mod:`svg_pyro.skipshare` (every frame's skip
+    convolutions computed, as the plain loop does): the same function, more work."""
+    before = vars(svg).get("share_skips")
+    svg.share_skips = False  # an instance attribute shadows the class default
+    try:
+        yield
+    finally:
+        if before is None:
+            del svg.share_skips
+        else:
+            svg.share_skips = before
+
+
+@contextlib.contextmanager
 def loss_swapped(trainer: Any, loss: nn.Module) -> Iterator[None]:
     """Within the block, ``trainer.train_step`` uses ``loss`` in place of its ``SVGLoss``."""
     saved = {k: getattr(trainer, k) for k in ("loss_fn", "forward") if hasattr(trainer, k)}
@@ -343,8 +371,9 @@ class SVGBench:
     """A :class:`~svg_pyro.train.Trainer` on random frames, in a temporary run folder.
 
     ``train_step()`` is one training step as training runs it; ``direct_step()`` the same step
-    with :class:`DirectSVGLoss` in place of the Pyro loss; ``sample_step()`` one call of
-    ``generate`` (``samples`` futures of each sequence's context). Call :meth:`close` at the end.
+    with :class:`DirectSVGLoss` in place of the Pyro loss; ``plain_skips_step()`` the training
+    step with :func:`plain_skip_decoding`; ``sample_step()`` one call of ``generate``
+    (``samples`` futures of each sequence's context). Call :meth:`close` at the end.
     """
 
     def __init__(self, model_cfg: SVGConfig, train_cfg: TrainConfig, samples: int = 1):
@@ -364,6 +393,10 @@ class SVGBench:
     def train_step(self) -> Any:
         with pyro.validation_enabled(False):
             return self.trainer.train_step(self.frames)
+
+    def plain_skips_step(self) -> Any:
+        with plain_skip_decoding(self.svg):
+            return self.train_step()
 
     def direct_step(self) -> Any:
         with loss_swapped(self.trainer, self.direct):
@@ -412,6 +445,7 @@ def make_record(
         "precision": args.precision,
         "compile": bool(args.compile),
         "channels_last": bool(args.channels_last),
+        "shared_skips": bool(getattr(args, "shared_skips", True)),
         "step_ms": None if step_s is None else round(step_s * 1e3, 3),
         "seq_per_s": None if step_s is None else round(b / step_s, 4),
     }
@@ -461,6 +495,8 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     try:
         device = bench.device
         step = bench.train_step if args.mode == "train" else bench.sample_step
+        if not args.shared_skips:
+            bench.svg.share_skips = False
         for _ in range(args.warmup):
             step()
         if device.type == "cuda":
@@ -471,7 +507,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         if not args.no_count:
             matmul = matmul_flops_per_s(device, args.precision)
             units = args.batch_size * (args.samples if args.mode == "sample" else 1)
-            run, params = svg_cost_runner(model_cfg, args.precision, args.mode)
+            run, params = svg_cost_runner(model_cfg, args.precision, args.mode, args.shared_skips)
             with _quiet():
                 cost = count_cost(run, units, params)
         n_params = sum(p.numel() for p in bench.svg.parameters())
@@ -493,7 +529,7 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
 def count_only(args: argparse.Namespace, model_cfg: SVGConfig) -> dict[str, Any]:
     """The record of ``--count-only``: FLOPs and memory of the workload, nothing timed."""
     units = args.batch_size * (args.samples if args.mode == "sample" else 1)
-    run, params = svg_cost_runner(model_cfg, args.precision, args.mode)
+    run, params = svg_cost_runner(model_cfg, args.precision, args.mode, args.shared_skips)
     with _quiet():
         cost = count_cost(run, units, params)
     return make_record(
@@ -525,10 +561,19 @@ def describe(rec: dict[str, Any]) -> str:
             f"{c['frames']} frames: {rec['flops_per_step'] / 1e12:.3f} TFLOP per step, "
             f"{rec['activations_mb']:.0f} MiB activations, {rec['params_mb']:.1f} MiB weights"
         )
+    levers = [rec["precision"]] + [
+        label
+        for key, label in (
+            ("compile", "compiled"),
+            ("channels_last", "channels_last"),
+            ("shared_skips", "shared skips"),
+        )
+        if rec.get(key)
+    ]
     text = (
-        f"{rec['impl']} {rec['mode']} on {rec['device']} ({rec['precision']}"
-        f"{', compiled' if rec['compile'] else ''}): batch {c['batch_size']} x {c['frames']} "
-        f"frames: {rec['step_ms']:.1f} ms/step, {rec['seq_per_s']:.2f} seq/s"
+        f"{rec['impl']} {rec['mode']} on {rec['device']} ({', '.join(levers)}): "
+        f"batch {c['batch_size']} x {c['frames']} frames: {rec['step_ms']:.1f} ms/step, "
+        f"{rec['seq_per_s']:.2f} seq/s"
     )
     if "frames_per_s" in rec:
         text += f", {rec['frames_per_s']:.1f} frames/s"

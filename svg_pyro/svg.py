@@ -24,6 +24,7 @@ from svg_pyro.nets import (
     VGGEncoder,
     init_weights,
 )
+from svg_pyro.skipshare import decode_shared_skips, decode_with_skip_terms, skip_terms
 
 
 def build_frame_nets(config: SVGConfig) -> tuple[nn.Module, nn.Module]:
@@ -50,7 +51,13 @@ class SVG(nn.Module):
     ``model(frames)`` and ``guide(frames)`` take ``frames [B, T, C, H, W]`` in [0, 1] and have
     the sites ``z_1..z_{T-1}`` (latent, absent when ``config.prior == "none"``) and
     ``x_1..x_{T-1}`` (observed). Train them with :class:`svg_pyro.elbo.SVGLoss`.
+
+    ``share_skips`` (default ``True``): decode each distinct skip frame's share of the decoder
+    once (:mod:`svg_pyro.skipshare`); the same function, less work. Set it to ``False`` on an
+    instance to run the decoder plainly (the benchmark does, to measure the lever).
     """
+
+    share_skips = True
 
     def __init__(self, config: SVGConfig):
         super().__init__()
@@ -150,10 +157,13 @@ class SVG(nn.Module):
 
         ``skips`` are the encoder's maps of all frames (``[B, T, ...]``, as from :meth:`encode`);
         each predicted frame takes those of the frame :meth:`skip_index` names. Returns the means
-        ``[B, L, C, H, W]``; the decoder runs once over all L frames.
+        ``[B, L, C, H, W]``; the decoder runs once over all L frames, and with
+        :attr:`share_skips` each distinct skip frame's share of it once (:mod:`svg_pyro.skipshare`).
         """
         b, length = g.shape[:2]
         idx = [self.skip_index(first_target + i) for i in range(length)]
+        if self.share_skips:
+            return decode_shared_skips(self.decoder, g, skips, idx)
         chosen = [s[:, idx].reshape(b * length, *s.shape[2:]) for s in skips]
         x = self.decoder(g.reshape(b * length, *g.shape[2:]), chosen)
         return x.reshape(b, length, *x.shape[1:])
@@ -184,6 +194,10 @@ class SVG(nn.Module):
         def tile(x: torch.Tensor) -> torch.Tensor:  # [B, ...] -> [K*B, ...], sample-major
             return x.unsqueeze(0).expand(k, *x.shape).reshape(k * x.shape[0], *x.shape[1:])
 
+        skip_frame = self.skip_index(n_past, n_past)
+        terms = None
+        if self.share_skips and self.config.skip_source != "previous":  # same skips throughout
+            terms = skip_terms(self.decoder, [s[:, skip_frame] for s in skips])
         h, skips = tile(h), [tile(s) for s in skips]
         prior_state = pred_state = None
         if n_past > 1:  # the context steps t = 1..P-1, all inputs known: one call each
@@ -197,7 +211,7 @@ class SVG(nn.Module):
             _, pred_state = self.predictor(inp, pred_state)
 
         h_prev = h[:, -1:]
-        skip = [s[:, self.skip_index(n_past, n_past)] for s in skips]
+        skip = [s[:, skip_frame] for s in skips]
         out = []
         for t in range(n_past, n_past + n_future):
             if self.prior is not None:
@@ -206,7 +220,10 @@ class SVG(nn.Module):
             else:
                 inp = h_prev
             g, pred_state = self.predictor(inp, pred_state)
-            x = self.decoder(g[:, 0], skip)
+            if terms is not None:
+                x = decode_with_skip_terms(self.decoder, g[:, 0], terms)
+            else:
+                x = self.decoder(g[:, 0], skip)
             out.append(x)
             if t + 1 < n_past + n_future:
                 h_new, skips_new = self.encoder(x)

@@ -273,8 +273,22 @@ def test_cuda_bf16_loss_curve_matches_fp32(tmp_path):
         model_cfg, train_cfg = build_configs(
             "tiny", batch_size=16, steps=30, log_every=1, device="cuda", **kw
         )
-        return torch.tensor([r["loss"] for r in Trainer(model_cfg, train_cfg, path).fit(False)])
+        return torch.tensor(
+            [r["loss"] for r in Trainer(model_cfg, train_cfg, path).fit(progress=False)]
+        )
 
     fp32 = curve(tmp_path / "a")
     fast = curve(tmp_path / "b", precision="bf16", compile=True, channels_last=True)
     assert torch.allclose(fast, fp32, rtol=0.03), (fp32, fast)
+
+
+def test_bench_count_only_and_shared_skips_count_less_work(capsys):
+    flags = ["bench", "--json", "--count-only", *TINY_FLAGS]
+    assert main(flags + ["--no-shared-skips"]) == 0
+    plain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(flags) == 0
+    shared = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert not plain["shared_skips"]
+    assert plain["step_ms"] is None and plain["seq_per_s"] is None and "mfu" not in plain
+    assert plain["activations_mb"] > 0 and plain["train_state_mb"] > plain["activations_mb"]
+    assert shared["shared_skips"] and 0 < shared["flops_per_step"] < plain["flops_per_step"]

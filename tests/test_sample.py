@@ -74,7 +74,8 @@ def test_sample_from_a_testset_writes_gif_png_and_index(tmp_path, ckpt):
     ]  # fmt: skip
     first = index["sequences"][0]
     assert first["ssim"] == pytest.approx(ref, abs=1e-4)
-    assert first["best_by_ssim"] == int(np.argmax(ref))
+    # the marked sample scores the highest (up to rounding: an untrained model's samples can tie)
+    assert ref[first["best_by_ssim"]] >= max(ref) - 1e-6
 
 
 def test_sample_draws_sequences_without_a_testset(tmp_path, ckpt):

@@ -24,7 +24,8 @@ def test_generate_shapes_and_range(prior):
 def test_generate_is_one_batched_pass():
     svg = SVG(tiny_config()).eval()
     batch_sizes = []
-    svg.decoder.register_forward_hook(lambda m, i, o: batch_sizes.append(i[0].shape[0]))
+    # the head runs whether or not the skip halves are shared (svg_pyro.skipshare)
+    svg.decoder.head.register_forward_hook(lambda m, i, o: batch_sizes.append(i[0].shape[0]))
     svg.generate(torch.rand(2, 3, 1, 64, 64), n_future=4, n_samples=5)
     assert batch_sizes == [10] * 4  # K*B sequences per call, one call per future frame
 

@@ -48,6 +48,9 @@ class DCGANEncoder(nn.Module):
 class DCGANDecoder(nn.Module):
     """``(g [N, g_dim], skips)`` -> frame means ``[N, C, 64, 64]`` in (0, 1)."""
 
+    # forward is head, then stage(cat([x, skip])) per skip: svg_pyro.skipshare may split it
+    skip_stages = True
+
     def __init__(self, g_dim: int, channels: int = 1, nf: int = 64):
         super().__init__()
         self.g_dim = g_dim
@@ -92,6 +95,9 @@ class DCGANMapEncoder(nn.Module):
 
 class DCGANMapDecoder(nn.Module):
     """``(g [N, g_dim, s, s], skips)`` -> frame means ``[N, C, 64, 64]`` in (0, 1)."""
+
+    # forward is head, then stage(cat([x, skip])) per skip: svg_pyro.skipshare may split it
+    skip_stages = True
 
     def __init__(self, g_dim: int, channels: int = 1, nf: int = 64, feature_size: int = 8):
         super().__init__()

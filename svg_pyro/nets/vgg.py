@@ -64,6 +64,9 @@ class VGGDecoder(nn.Module):
     with a Sigmoid, as in the original.
     """
 
+    # forward is head, then stage(cat([x, skip])) per skip: svg_pyro.skipshare may split it
+    skip_stages = True
+
     def __init__(self, g_dim: int, channels: int = 1, nf: int = 64):
         super().__init__()
         self.g_dim = g_dim
