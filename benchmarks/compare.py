@@ -55,6 +55,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("compare times training only (--mode train)")
     if args.rounds < 1:
         raise ValueError("--rounds must be >= 1")
+    if args.rnn != "fc":
+        raise ValueError("the plain loop is the original's (fully connected LSTMs): --rnn fc")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     model_cfg, train_cfg = bench.model_config(args), bench.train_config(args)

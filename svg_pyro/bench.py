@@ -65,6 +65,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n-past", type=int, default=5, help="context frames (5)")
     parser.add_argument("--channels", type=int, default=1, help="frame channels (1)")
     parser.add_argument("--encoder", choices=ENCODERS, default="dcgan", help="frame networks")
+    parser.add_argument(
+        "--rnn", choices=("fc", "conv"), default="fc", help="LSTMs over vectors or ConvLSTMs"
+    )
+    parser.add_argument(
+        "--feature-size", type=int, default=8, help="--rnn conv: feature map side (8)"
+    )
     parser.add_argument("--nf", type=int, default=64, help="encoder/decoder width (64)")
     parser.add_argument("--g-dim", type=int, default=128, help="frame encoding size (128)")
     parser.add_argument("--z-dim", type=int, default=10, help="latent size (10)")
@@ -104,6 +110,8 @@ def model_config(args: argparse.Namespace) -> SVGConfig:
     return SVGConfig(
         prior="learned",
         encoder=args.encoder,
+        rnn=getattr(args, "rnn", "fc"),
+        feature_size=getattr(args, "feature_size", 8),
         channels=args.channels,
         nf=args.nf,
         g_dim=args.g_dim,
@@ -458,6 +466,8 @@ def make_record(
         "n_future": config.n_future,
         "channels": config.channels,
         "encoder": config.encoder,
+        "rnn": config.rnn,
+        **({"feature_size": config.feature_size} if config.rnn == "conv" else {}),
         "nf": config.nf,
         "g_dim": config.g_dim,
         "z_dim": config.z_dim,
@@ -468,6 +478,7 @@ def make_record(
     }
     rec.update(steps=args.steps, warmup=args.warmup)
     params_mb = params * 4 / 2**20
+    rec["params"] = params
     rec["params_mb"] = round(params_mb, 2)
     if cost is not None:
         rec["flops_per_step"] = int(cost["flops"])

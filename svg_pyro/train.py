@@ -7,6 +7,7 @@ TensorBoard scalars under ``DIR/tb`` and ``checkpoint.pt``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -27,7 +28,7 @@ from svg_pyro import distributed
 from svg_pyro.config import SVGConfig, TrainConfig
 from svg_pyro.data import BAIR, KTH, StochasticMovingMNIST
 from svg_pyro.elbo import SVGLoss
-from svg_pyro.errors import TrainingError
+from svg_pyro.errors import TrainingError, UsageError
 from svg_pyro.svg import SVG
 
 CHECKPOINT = "checkpoint.pt"
@@ -259,6 +260,8 @@ class Trainer:
         self.local_batch = train_config.batch_size // world
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
+            with run_folder_lock(self.out):  # fail before touching a folder another run writes
+                pass
         seed_everything(train_config.seed)  # the same initial weights on every rank
         self.svg = SVG(model_config).to(self.device)
         self.loss_fn = SVGLoss(self.svg)
@@ -421,6 +424,8 @@ class Trainer:
             unit="step",
         )
         t_last = time.perf_counter()
+        lock = run_folder_lock(self.out) if main else contextlib.nullcontext()
+        lock.__enter__()
         log = open(self.out / METRICS, "a") if main else None
         try:
             with pyro.validation_enabled(False):
@@ -479,9 +484,41 @@ class Trainer:
             writer.close()
             if log is not None:
                 log.close()
+            lock.__exit__(None, None, None)
         return records
 
     _last_saved: int | None = None
+
+
+@contextlib.contextmanager
+def run_folder_lock(out: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the run folder ``out`` (``out/.lock``), so that two training
+    processes never write the same checkpoint and metrics; raises :class:`UsageError` naming the
+    holder when another process has it. No-op where ``fcntl`` is missing (Windows)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path = out / ".lock"
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise UsageError(
+                f"run folder {out} is in use by a training process ({holder}); "
+                "wait for it or choose another --out"
+            ) from None
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()}")
+            f.flush()
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 class _NullWriter:

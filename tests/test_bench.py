@@ -25,14 +25,15 @@ TINY_FLAGS = [
 ]  # fmt: skip
 
 
-def _load_plain():
-    spec = importlib.util.spec_from_file_location("plain_svg", ROOT / "benchmarks/plain_svg.py")
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"benchmarks/{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-plain_svg = _load_plain()
+plain_svg = _load("plain_svg")
+compare = _load("compare")
 
 
 def tiny(**kw) -> SVGConfig:
@@ -165,10 +166,20 @@ def test_plain_script_refuses_levers():
     assert plain_svg.main(["--precision", "bf16", *TINY_FLAGS]) == 2
 
 
+def test_bench_conv_variant(capsys):
+    flags = ["--rnn", "conv", "--feature-size", "4", "--z-dim", "2"]
+    assert main(["bench", "--json", *TINY_FLAGS, *flags]) == 0
+    rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rec["config"]["rnn"] == "conv" and rec["config"]["feature_size"] == 4
+    assert rec["config"]["z_dim"] == 2 and rec["seq_per_s"] > 0 and rec["params"] > 0
+    assert compare.main([*TINY_FLAGS, "--rnn", "conv", "--no-count"]) == 2
+
+
 def test_compare_script_smoke():
     """The side-by-side script runs on CPU with tiny settings and prints a ratio (not timed)."""
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/compare.py"), *TINY_FLAGS, "--rounds", "2"],
+        [sys.executable, str(ROOT / "benchmarks/compare.py"), *TINY_FLAGS, "--rounds", "2"]
+        + ["--with-plain-skips"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -179,11 +190,15 @@ def test_compare_script_smoke():
     ratio = out["ratio_seq_per_s"]
     assert len(ratio["rounds"]) == 2 and ratio["min"] <= ratio["median"] <= ratio["max"]
     assert ratio["min"] > 0
-    assert set(out["records"]) == {"svg-pyro", "direct", "plain-loop"}
+    assert set(out["records"]) == {"svg-pyro", "direct", "plain-loop", "svg-pyro-plain-skips"}
     assert out["records"]["plain-loop"]["precision"] == "fp32"
-    # the plain loop encodes every input frame twice: more FLOPs for the same networks
+    assert not out["records"]["svg-pyro-plain-skips"]["shared_skips"]
+    assert out["records"]["svg-pyro"]["shared_skips"] and "ratio_plain_skips" in out
+    # the plain loop encodes every input frame twice, and decodes every frame's skip half:
+    # more FLOPs for the same networks
     flops = {k: r["flops_per_step"] for k, r in out["records"].items()}
-    assert flops["plain-loop"] > flops["svg-pyro"] == flops["direct"]
+    assert flops["plain-loop"] > flops["svg-pyro-plain-skips"] > flops["svg-pyro"]
+    assert flops["svg-pyro"] == flops["direct"]
     assert "pyro_overhead" in out and "ratio" in proc.stderr
 
 

@@ -5,7 +5,15 @@ import json
 import pytest
 import torch
 
-from svg_pyro.train import Trainer, build_configs, load_checkpoint, load_model
+from svg_pyro.cli import main
+from svg_pyro.errors import UsageError
+from svg_pyro.train import (
+    Trainer,
+    build_configs,
+    load_checkpoint,
+    load_model,
+    run_folder_lock,
+)
 
 
 def small(steps, **kw):
@@ -112,3 +120,20 @@ def test_malicious_checkpoint_is_refused(tmp_path):
     with pytest.raises(ValueError, match="refusing to load"):
         load_checkpoint(path)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_run_folder_in_use_is_refused(tmp_path, capsys):
+    model_cfg, train_cfg = small(2)
+    trainer = Trainer(model_cfg, train_cfg, tmp_path)
+    with run_folder_lock(tmp_path):  # another training process holds the folder
+        with pytest.raises(UsageError, match="in use"):
+            Trainer(model_cfg, train_cfg, tmp_path)
+        with pytest.raises(UsageError, match="in use"):
+            trainer.fit(progress=False)
+        flags = ["--preset", "tiny", "--steps", "1", "--nf", "4", "--device", "cpu"]
+        assert main(["train", "--out", str(tmp_path), *flags, "--no-progress"]) == 2
+        assert "in use" in capsys.readouterr().err
+    assert not (tmp_path / "checkpoint.pt").exists()  # nothing was written meanwhile
+    assert len(trainer.fit(progress=False)) == 2  # free again: the run goes ahead
+    with run_folder_lock(tmp_path):  # and fit released the folder when it ended
+        pass
