@@ -7,10 +7,13 @@ per sequence and per metric the best (worst) sample is the one with the best (wo
 *time-averaged* score, and ``mean`` averages the K samples (:func:`svg_pyro.metrics.
 best_mean_worst`). The curves are then averaged over sequences with a 95% interval.
 
-Methods: the checkpoint's model under its variant name (``svg-lp``, ``svg-fp``, ``det``), every
-``--compare`` checkpoint likewise, and ``copy-last`` (the last context frame repeated: the
-baseline a model must beat). Deterministic methods (``det``, ``copy-last``) are sampled once: all
-their K samples would be equal, so best = mean = worst.
+Methods: the checkpoint's model under its variant name (``svg-lp``, ``svg-fp``, ``det``; with
+``-conv`` appended for the ConvLSTM variant; ``:<run folder>`` when two share a name), every
+``--compare`` checkpoint likewise, ``copy-last`` (the last context frame repeated: the
+baseline a model must beat) and ``blank`` (all-zero frames: on SM-MNIST's black background, what
+predicting no digit at all scores; SSIM and PSNR reward it more than one might think).
+Deterministic methods (``det``, ``copy-last``, ``blank``) are sampled once: all their K samples
+would be equal, so best = mean = worst.
 
 ``--iwae K`` adds an importance-weighted lower bound on log p(future | context) per sequence; see
 :func:`log_weights` for exactly what it conditions on.
@@ -41,6 +44,7 @@ from svg_pyro.metrics import PSNR_CAP_DB, best_mean_worst, mean_ci95, psnr, ssim
 from svg_pyro.svg import SVG
 
 COPY_LAST = "copy-last"
+BLANK = "blank"
 METRICS = ("ssim", "psnr")
 Generator = Callable[[torch.Tensor, int, int], torch.Tensor]
 
@@ -132,6 +136,12 @@ def copy_last(context: torch.Tensor, n_future: int, n_samples: int = 1) -> torch
         .unsqueeze(0)
         .expand(n_samples, -1, -1, -1, -1, -1)
     )
+
+
+def blank(context: torch.Tensor, n_future: int, n_samples: int = 1) -> torch.Tensor:
+    """The empty prediction: all-zero frames ``[n_samples, B, F, C, H, W]``."""
+    b, c, h, w = context.shape[0], *context.shape[2:]
+    return context.new_zeros(1, b, 1, c, h, w).expand(n_samples, b, n_future, c, h, w)
 
 
 # -- sampling and scoring -------------------------------------------------------------------------
@@ -410,7 +420,7 @@ def run_evaluation(
         svg, ckpt = load_model(path, dev)
         if frames is None:
             frames = load_frames(testset, p + f, sequences, svg.config.channels)
-        name = svg.config.variant
+        name = svg.config.variant + ("-conv" if svg.config.rnn == "conv" else "")
         if name in methods:
             name = f"{name}:{path.parent.name or path.stem}"
         generate, k = model_generator(svg, n_samples)
@@ -436,6 +446,10 @@ def run_evaluation(
         copy_last, frames, p, f, 1, batch_size, dev, psnr_cap, progress, desc=COPY_LAST
     )
     methods[COPY_LAST] = {**summarize(per_seq), "samples": 1}
+    per_seq = evaluate_generator(
+        blank, frames, p, f, 1, batch_size, dev, psnr_cap, progress, desc=BLANK
+    )
+    methods[BLANK] = {**summarize(per_seq), "samples": 1}
     return _finite(
         {
             "methods": methods,
@@ -507,7 +521,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``svg-pyro evaluate`` on the CLI's subparsers."""
     p = sub.add_parser(
-        "evaluate", help="best/mean/worst-of-K SSIM and PSNR per frame (+ copy-last, IWAE)"
+        "evaluate", help="best/mean/worst-of-K SSIM and PSNR per frame (+ copy-last, blank, IWAE)"
     )
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt of the model to evaluate")
     p.add_argument("--testset", required=True, help=".npz test set (svg-pyro data ...)")

@@ -12,17 +12,20 @@ from svg_pyro.cli import main
 from svg_pyro.config import SVGConfig
 from svg_pyro.data import write_smmnist_testset
 from svg_pyro.evaluate import (
+    BLANK,
     COPY_LAST,
+    blank,
     copy_last,
     eval_protocol,
     evaluate_generator,
     iwae_bound,
+    load_frames,
     log_weights,
     run_evaluation,
     sampling_mode,
     to_float,
 )
-from svg_pyro.metrics import PSNR_CAP_DB
+from svg_pyro.metrics import PSNR_CAP_DB, ssim
 from svg_pyro.svg import SVG
 from svg_pyro.train import Trainer, build_configs, load_model
 
@@ -110,6 +113,11 @@ def test_copy_last_moves_nothing():
     assert torch.equal(out[2, 1, F - 1], ctx[1, -1])
 
 
+def test_blank_is_empty_frames():
+    out = blank(torch.rand(2, P, 3, 64, 64), F, 3)
+    assert out.shape == (3, 2, F, 3, 64, 64) and not out.any()
+
+
 def test_evaluation_json_shape_and_order(tmp_path, trained):
     out, plot = tmp_path / "r.json", tmp_path / "curves.png"
     argv = ["evaluate", "--checkpoint", str(trained["lp"]), "--testset", str(trained["testset"]),
@@ -119,7 +127,11 @@ def test_evaluation_json_shape_and_order(tmp_path, trained):
     assert main(argv) == 0
     res = json.loads(out.read_text())
     assert (res["n_samples"], res["n_sequences"], res["n_past"], res["n_future"]) == (6, 16, P, F)
-    assert set(res["methods"]) == {"svg-lp", "det", COPY_LAST}
+    assert set(res["methods"]) == {"svg-lp", "det", COPY_LAST, BLANK}
+    # the blank baseline, by hand: SSIM of empty frames against the true futures
+    truth = torch.from_numpy(load_frames(trained["testset"], P + F)[:, P:]).float() / 255
+    by_hand = ssim(torch.zeros_like(truth), truth).mean(0)  # [F]
+    assert res["methods"][BLANK]["ssim"]["best"] == pytest.approx(by_hand.tolist(), abs=1e-5)
     for name, m in res["methods"].items():
         for metric in ("ssim", "psnr"):
             block = m[metric]
