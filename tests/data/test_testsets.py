@@ -52,3 +52,20 @@ def test_bad_test_set_files(tmp_path):
     np.savez(wrong, frames=np.zeros((2, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="uint8"):
         load_testset(wrong)
+
+
+def test_collision_data_are_the_stored_test_sequences(tmp_path):
+    from svg_pyro.analysis import smmnist_collision_data
+    from svg_pyro.data import smmnist_test_sequences, write_smmnist_testset
+
+    out = write_smmnist_testset(tmp_path / "t.npz", 3, 6, num_digits=2, seed=2, progress=False)
+    stored = load_testset(out)
+    x, bounces = smmnist_collision_data(3, 6, 2, seed=2)
+    assert x.dtype == torch.float32 and x.shape == (3, 6, 1, 64, 64)
+    np.testing.assert_array_equal((x.numpy() * 255).round(), stored["frames"])
+    np.testing.assert_array_equal(bounces, stored["bounces"])
+    raw = smmnist_test_sequences(3, 6, 2, seed=2, quantize=False)
+    frames = raw["frames"]
+    assert frames.dtype == np.float32 and 0 <= frames.min() <= frames.max() <= 1
+    with pytest.raises(ValueError, match="sequences >= 1"):
+        smmnist_test_sequences(0, 6)
