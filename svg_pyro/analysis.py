@@ -29,6 +29,7 @@ from pyro import poutine
 from torch.distributions import kl_divergence
 
 from svg_pyro.svg import SVG
+from svg_pyro.viz import save_figure
 
 if TYPE_CHECKING:
     import arviz
@@ -424,10 +425,7 @@ def plot_collisions(
     ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    return out
+    return save_figure(fig, out_png, dpi=100, close=False)
 
 
 def sigma_maps(svg: SVG, frames: torch.Tensor) -> torch.Tensor:
@@ -471,11 +469,7 @@ def plot_sigma_heatmap(
             )
     fig.suptitle("learned prior sigma over the frame (brighter = less certain)", fontsize=9)
     fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png, dpi=100)
 
 
 def smmnist_collision_data(

@@ -349,6 +349,8 @@ def plot_curves(results: dict[str, Any], out_png: str | Path) -> Path:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
+    from svg_pyro.viz import save_figure
+
     p = results["n_past"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for ax, metric, label in zip(axes, METRICS, ("SSIM", "PSNR (dB)")):
@@ -375,11 +377,7 @@ def plot_curves(results: dict[str, Any], out_png: str | Path) -> Path:
         fontsize=9,
     )
     fig.tight_layout()
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
-    return out_png
+    return save_figure(fig, out_png)
 
 
 # -- the command ----------------------------------------------------------------------------------

@@ -147,8 +147,16 @@ def plot_metrics(metrics_jsonl: str | Path, out_png: str | Path) -> Path:
     axes[0].set_yscale("log")
     axes[1].set_yscale("log")
     fig.tight_layout()
+    return save_figure(fig, out_png)
+
+
+def save_figure(fig, out_png: str | Path, dpi: int = 110, close: bool = True) -> Path:
+    """Write a matplotlib figure to ``out_png`` (parent folders created); close it unless asked."""
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_png, dpi=110)
-    plt.close(fig)
+    fig.savefig(out_png, dpi=dpi)
+    if close:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
     return out_png
