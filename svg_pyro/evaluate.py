@@ -440,14 +440,11 @@ def run_evaluation(
                 entry["iwae"] = iwae_summary(per, f, svg.config.pixels, sigma)
         methods[name] = entry
     assert frames is not None
-    per_seq = evaluate_generator(
-        copy_last, frames, p, f, 1, batch_size, dev, psnr_cap, progress, desc=COPY_LAST
-    )
-    methods[COPY_LAST] = {**summarize(per_seq), "samples": 1}
-    per_seq = evaluate_generator(
-        blank, frames, p, f, 1, batch_size, dev, psnr_cap, progress, desc=BLANK
-    )
-    methods[BLANK] = {**summarize(per_seq), "samples": 1}
+    for name, baseline in ((COPY_LAST, copy_last), (BLANK, blank)):
+        per_seq = evaluate_generator(
+            baseline, frames, p, f, 1, batch_size, dev, psnr_cap, progress, desc=name
+        )
+        methods[name] = {**summarize(per_seq), "samples": 1}
     return _finite(
         {
             "methods": methods,
