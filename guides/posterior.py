@@ -16,6 +16,8 @@ from svg_pyro.models.priors import gaussian_rnn, gaussian_steps
 if TYPE_CHECKING:
     from svg_pyro.svg import SVG
 
+GUIDE_NETWORKS = ("encoder", "posterior")
+
 
 class Posterior(nn.Module):
     """LSTM_phi over ``h_t = Enc(x_t)`` ``[B, L, g_dim]`` -> L Normals over ``z_t``, and state."""
@@ -29,17 +31,28 @@ class Posterior(nn.Module):
         return gaussian_steps(mu, logvar), state
 
 
-def guide(svg: SVG, frames: torch.Tensor) -> None:
-    """Sample ``z_1..z_{T-1}`` from q(z_t | x_{1:t}) for ``frames [B, T, C, H, W]``.
+def posterior_latents(svg: SVG, h_next: torch.Tensor) -> list[torch.Tensor]:
+    """Sites ``z_1..z_L`` from q(z_t | x_{1:t}) given ``h_next = Enc(x_{1:L})`` ``[N, L, ...]``;
+    returns the L draws ``[N, *latent_shape]``. Call it under ``pyro.plate("sequences", N)``."""
+    steps, _ = svg.posterior(h_next)
+    with poutine.scale(scale=svg.config.kl_scale):
+        return [pyro.sample(f"z_{t}", steps[t - 1]) for t in range(1, h_next.shape[1] + 1)]
 
-    Same sites, plate and KL scale as :func:`svg_pyro.models.model`; the deterministic model has
-    no latent, so its guide samples nothing.
+
+def guide(svg: SVG, frames: torch.Tensor, n_future: int = 0) -> None:
+    """Sample ``z_1..z_{P-1}`` from q(z_t | x_{1:t}) for the observed ``frames [B, P, C, H, W]``.
+
+    Same sites, plate and KL scale as :func:`svg_pyro.models.model`; the latents of the
+    ``n_future`` forecast frames are left to the model's prior (so that ``Predictive(model,
+    guide=guide)`` is the paper's sampling scheme). The deterministic model has no latent, so its
+    guide samples nothing.
     """
     if svg.posterior is None:
         return
-    svg.check_frames(frames, check_values=is_validation_enabled())
+    svg.check_frames(frames, check_values=is_validation_enabled(), min_frames=1 if n_future else 2)
+    svg.register_with_pyro(*GUIDE_NETWORKS)
+    if frames.shape[1] < 2:
+        return
     h, _ = svg.encode(frames)
-    steps, _ = svg.posterior(h[:, 1:])
-    with pyro.plate("sequences", frames.shape[0]), poutine.scale(scale=svg.config.kl_scale):
-        for t in range(1, frames.shape[1]):
-            pyro.sample(f"z_{t}", steps[t - 1])
+    with pyro.plate("sequences", frames.shape[0]):
+        posterior_latents(svg, h[:, 1:])

@@ -1,23 +1,41 @@
-"""The SVG generative model as a Pyro program.
+"""The SVG generative model as a Pyro program, with a forecast horizon.
 
-For a batch of sequences ``frames [B, T, C, H, W]`` (values in [0, 1]) and every frame after
-the first, t = 1..T-1::
+``model(frames, n_future=F)`` with ``frames [B, P, C, H, W]`` (values in [0, 1]). For the P
+observed frames, t = 1..P-1, it is the model the paper trains::
 
     z_t ~ p(z_t | x_{1:t-1})                      site "z_{t}", KL-scaled (absent if deterministic)
     g_t = LSTM_theta(Enc(x_{t-1}), z_t)           the frame predictor
     x_t ~ Normal(Dec(g_t, skip), obs_sigma)       site "x_{t}", observed
 
-This is teacher-forced, as the paper trains it: every input of the recurrences is an encoded
-ground-truth frame or a sampled latent, so the encoder runs once on all frames, the prior's and
-the predictor's LSTMs each run over the whole sequence in one call, and the decoder runs once on
-all predicted frames. The sites are still one ``z_t`` and one ``x_t`` per frame. The latent sites
-sit under ``poutine.scale(config.kl_scale)``, which with the Normal likelihood reproduces the
-paper's ``beta`` (see :attr:`svg_pyro.config.SVGConfig.kl_scale`).
+and after them, t = P..P+F-1, the paper's generation::
+
+    z_t ~ p(z_t | x_{1:P-1}, x_hat_{P:t-1})       site "z_{t}", from the prior
+    x_hat_t = Dec(LSTM_theta(Enc(x_hat_{t-1}), z_t), skip)    site "x_hat_{t}", deterministic
+    x_t ~ Normal(x_hat_t, obs_sigma)              site "x_{t}", not observed
+
+(``x_hat_{P-1}`` is the last observed frame.) The decoded *mean* is fed back, as the paper
+generates. The observed frames are teacher-forced: every input of their recurrences is known, so
+the encoder runs once on all frames, the prior's and the predictor's LSTMs once over the whole
+sequence, and the decoder once on all predicted frames. Only the future frames step through time,
+one :func:`frame_step` each. With ``n_future=0`` (training) the model is exactly the batched
+teacher-forced one.
+
+Skip maps: with ``n_future=0`` the decoder takes the skips that :meth:`SVG.skip_index` names for
+the configured ``n_past`` (training); with ``n_future > 0`` the observed frames are the context
+and the skips are those of a context of P frames, as :meth:`SVG.generate` uses them.
+
+The latent sites sit under ``poutine.scale(config.kl_scale)``, which with the Normal likelihood
+reproduces the paper's ``beta`` (see :attr:`svg_pyro.config.SVGConfig.kl_scale`). Forecasting
+with the guide (it covers ``z_1..z_{P-1}``) is the paper's sampling scheme::
+
+    Predictive(svg.model, guide=svg.guide, num_samples=K, return_sites=["x_hat_5", ...])(
+        context, n_future=F)
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import pyro
 import pyro.distributions as dist
@@ -25,30 +43,140 @@ import torch
 from pyro import poutine
 from pyro.infer.util import is_validation_enabled
 
+from svg_pyro.skipshare import decode_with_skip_terms, skip_terms
+
 if TYPE_CHECKING:
     from svg_pyro.svg import SVG
 
+MODEL_NETWORKS = ("encoder", "decoder", "predictor", "prior")
 
-def model(svg: SVG, frames: torch.Tensor) -> torch.Tensor:
-    """Score ``frames [B, T, C, H, W]``; returns the predicted means ``[B, T-1, C, H, W]``."""
-    svg.check_frames(frames, check_values=is_validation_enabled())
+
+@dataclass
+class Carry:
+    """What the frame loop carries from frame ``t - 1`` to frame ``t``, for N sequences.
+
+    ``h_prev`` is ``Enc(x_{t-1})`` ``[N, 1, g_dim(, s, s)]``; ``skip`` the decoder's skip maps
+    ``[N, c, h, w]``; ``terms``, when not ``None``, their precomputed share of the decoder
+    (:func:`svg_pyro.skipshare.skip_terms`, ``[n, ...]`` for any n dividing N sample-major), used
+    in place of ``skip``; the two LSTM states (``None``: zeros).
+    """
+
+    h_prev: torch.Tensor
+    skip: list[torch.Tensor]
+    terms: list[torch.Tensor] | None = None
+    prior_state: Any = None
+    predictor_state: Any = None
+
+
+def context_carry(
+    svg: SVG,
+    h: torch.Tensor,
+    skips: list[torch.Tensor],
+    prior_state: Any = None,
+    predictor_state: Any = None,
+    n_samples: int = 1,
+) -> Carry:
+    """The carry after a context of P frames: ``h [B, P, ...]`` and ``skips [B, P, ...]`` of the
+    context, the LSTM states after it (for ``n_samples * B`` sequences). The skip maps are those
+    of frame :meth:`SVG.skip_index` ``(P, P)``; with ``share_skips`` and a fixed skip frame, their
+    share of the decoder is computed once, on the B sequences, for all samples."""
+    p = h.shape[1]
+    skip = [s[:, svg.skip_index(p, p)] for s in skips]
+    terms = None
+    if svg.share_skips and svg.config.skip_source != "previous":  # same skips throughout
+        terms = skip_terms(svg.decoder, skip)
+
+    def tile(x: torch.Tensor) -> torch.Tensor:  # [B, ...] -> [K*B, ...], sample-major
+        if n_samples == 1:
+            return x
+        return x.unsqueeze(0).expand(n_samples, *x.shape).reshape(-1, *x.shape[1:])
+
+    return Carry(tile(h[:, -1:]), [tile(s) for s in skip], terms, prior_state, predictor_state)
+
+
+def frame_step(svg: SVG, t: int, carry: Carry, pixel_site: bool = True) -> torch.Tensor:
+    """Generate frame ``t`` of N sequences; returns ``x_hat_t [N, C, H, W]`` and advances
+    ``carry`` to frame ``t + 1`` (the mean is encoded and fed back).
+
+    Sites: ``z_t`` from the prior (KL-scaled; absent if deterministic), ``x_hat_t``
+    (deterministic), and with ``pixel_site`` ``x_t ~ Normal(x_hat_t, obs_sigma)``, not observed.
+    Call it under a ``pyro.plate("sequences", N)``. This is the one frame loop: the model's
+    forecast and :meth:`SVG.generate` both run it.
+    """
+    inp = carry.h_prev
+    if svg.prior is not None:
+        steps, carry.prior_state = svg.prior(carry.h_prev, carry.prior_state)
+        with poutine.scale(scale=svg.config.kl_scale):
+            z = pyro.sample(f"z_{t}", steps[0])
+        inp = torch.cat([inp, z[:, None].to(inp.dtype)], 2)
+    g, carry.predictor_state = svg.predictor(inp, carry.predictor_state)
+    if carry.terms is not None:
+        x = decode_with_skip_terms(svg.decoder, g[:, 0], carry.terms)
+    else:
+        x = svg.decoder(g[:, 0], carry.skip)
+    x = pyro.deterministic(f"x_hat_{t}", x, event_dim=3)
+    if pixel_site:
+        pyro.sample(f"x_{t}", dist.Normal(x.float(), svg.config.obs_sigma).to_event(3))
+    return x
+
+
+def feed_back(svg: SVG, x: torch.Tensor, carry: Carry) -> None:
+    """Encode the generated mean ``x [N, C, H, W]`` as the next step's input (and, with
+    ``skip_source="previous"``, take its skip maps)."""
+    h, skips = svg.encoder(x)
+    carry.h_prev = h[:, None]
+    if svg.config.skip_source == "previous":
+        carry.skip, carry.terms = skips, None
+
+
+def rollout(
+    svg: SVG, carry: Carry, first: int, n_future: int, pixel_sites: bool = True
+) -> list[torch.Tensor]:
+    """Frames ``first .. first + n_future - 1`` by :func:`frame_step`: a list of ``[N, C, H, W]``
+    means (the last one is not encoded: nothing reads it)."""
+    out = []
+    for t in range(first, first + n_future):
+        out.append(frame_step(svg, t, carry, pixel_site=pixel_sites))
+        if t + 1 < first + n_future:
+            feed_back(svg, out[-1], carry)
+    return out
+
+
+def model(svg: SVG, frames: torch.Tensor, n_future: int = 0) -> torch.Tensor:
+    """Score ``frames [B, P, C, H, W]`` and forecast ``n_future`` frames after them.
+
+    Returns the means of frames ``1..P+F-1``: ``[B, P-1+F, C, H, W]`` (teacher-forced for the
+    observed frames, generated after them).
+    """
+    if n_future < 0:
+        raise ValueError(f"need n_future >= 0, got {n_future}")
+    svg.check_frames(frames, check_values=is_validation_enabled(), min_frames=1 if n_future else 2)
+    svg.register_with_pyro(*MODEL_NETWORKS)
     batch, steps = frames.shape[0], frames.shape[1]
+    n_past = steps if n_future else None  # forecasting: the observed frames are the context
     h, skips = svg.encode(frames)
     h_prev = h[:, :-1]
+    prior_state = predictor_state = None
     with pyro.plate("sequences", batch):
-        if svg.prior is not None:
-            prior_steps, _ = svg.prior(h_prev)
-            with poutine.scale(scale=svg.config.kl_scale):
-                z = [pyro.sample(f"z_{t}", prior_steps[t - 1]) for t in range(1, steps)]
-            g, _ = svg.predictor(torch.cat([h_prev, torch.stack(z, 1).to(h.dtype)], 2))
-        else:
-            g, _ = svg.predictor(h_prev)
-        x_mean = svg.decode(g, skips, first_target=1)
-        x_mean_fp32 = x_mean.float()
-        for t in range(1, steps):
-            pyro.sample(
-                f"x_{t}",
-                dist.Normal(x_mean_fp32[:, t - 1], svg.config.obs_sigma).to_event(3),
-                obs=frames[:, t],
-            )
-    return x_mean
+        if steps > 1:  # the observed frames, teacher-forced
+            if svg.prior is not None:
+                prior_steps, prior_state = svg.prior(h_prev)
+                with poutine.scale(scale=svg.config.kl_scale):
+                    z = [pyro.sample(f"z_{t}", prior_steps[t - 1]) for t in range(1, steps)]
+                inp = torch.cat([h_prev, torch.stack(z, 1).to(h.dtype)], 2)
+            else:
+                inp = h_prev
+            g, predictor_state = svg.predictor(inp)
+            x_mean = svg.decode(g, skips, first_target=1, n_past=n_past)
+            x_mean_fp32 = x_mean.float()
+            for t in range(1, steps):
+                pyro.sample(
+                    f"x_{t}",
+                    dist.Normal(x_mean_fp32[:, t - 1], svg.config.obs_sigma).to_event(3),
+                    obs=frames[:, t],
+                )
+        if not n_future:
+            return x_mean
+        carry = context_carry(svg, h, skips, prior_state, predictor_state)
+        future = torch.stack(rollout(svg, carry, steps, n_future), 1)
+    return torch.cat([x_mean, future], 1) if steps > 1 else future

@@ -101,6 +101,45 @@ grid = stack_rows(
 display(Image(filename=str(save_png(out / "samples.png", grid))))"""
         ),
         new_markdown_cell(
+            "## The same model through Pyro: SVI and Predictive\n\n"
+            "`svg.model(frames, n_future=0)` and `svg.guide(frames)` are an ordinary Pyro "
+            "program: the networks are registered with Pyro's param store, so Pyro's own `SVI` "
+            "and optimisers train them. (`svg-pyro train` uses `SVGLoss` and a torch optimiser "
+            "instead: the same negative ELBO as a torch module, which runs under "
+            "`DistributedDataParallel`, bf16 and compiled networks.) A few more steps, through "
+            "Pyro this time:"
+        ),
+        new_code_cell(
+            """\
+import pyro
+from pyro.infer import SVI, Predictive, TraceMeanField_ELBO
+
+pyro.clear_param_store()
+svi = SVI(svg.model, svg.guide, pyro.optim.Adam({"lr": 2e-4}), TraceMeanField_ELBO())
+svg.train()
+for _ in range(3 if SMALL else 20):
+    loss = svi.step(frames)  # the negative ELBO of the batch, nats
+print(len(pyro.get_param_store()), "parameter tensors in Pyro's param store; loss", round(loss))
+svg.eval()"""
+        ),
+        new_markdown_cell(
+            "With `n_future=F` the model goes on after the observed frames: `z_t` from the "
+            "prior, the decoded mean `x_hat_t` (a deterministic site) fed back through the "
+            "encoder. With the guide covering the context latents, `Predictive` is the paper's "
+            "sampling scheme, and `svg.generate` runs the same frame loop in one batch."
+        ),
+        new_code_cell(
+            """\
+sites = [f"x_hat_{t}" for t in range(n_past, n_past + n_future)]
+futures = Predictive(svg.model, guide=svg.guide, num_samples=3, return_sites=sites)(
+    frames[:, :n_past], n_future=n_future
+)
+forecast = torch.stack([futures[s] for s in sites], 2)  # [K, B, F, 1, 64, 64], like generate's
+print({s: tuple(futures[s].shape) for s in sites[:2]}, "->", tuple(forecast.shape))
+grid = sample_grid(frames[0, :n_past], frames[0, n_past:], forecast[:, 0])
+display(Image(filename=str(save_png(out / "predictive.png", grid))))"""
+        ),
+        new_markdown_cell(
             "## The ELBO of test sequences\n\n"
             "`SVGLoss(svg)(frames)` is the negative ELBO summed over the batch (Pyro's "
             "mean-field ELBO with the analytic KL); `last_terms` splits it per sequence."
@@ -221,6 +260,78 @@ axes[-1].set_xlabel("frame t (KL of z_t; dashed: a wall hit in that frame)")
 plt.show()"""
         ),
         new_markdown_cell(
+            "## What if: forcing the latent at a wall bounce\n\n"
+            "The model is a Pyro program with a horizon, so handlers ask counterfactual "
+            "questions about a forecast. Take a test sequence whose digit hits a wall after "
+            "the context, and forecast it three ways with `Predictive`: as the model likes "
+            "(`z_t` from the learned prior), and with `poutine.do` forcing the latent of the "
+            "frame after the hit to +2 or to -2 in every dimension. `do` still draws the "
+            "prior's own `z_t` (it only cuts its effect), so under one seed the three runs use "
+            "the same random numbers: every frame before the forced one is identical, and the "
+            "futures part from there on."
+        ),
+        new_code_cell(
+            """\
+import pyro
+from pyro import poutine
+from pyro.infer import Predictive
+
+from svg_pyro.viz import sample_grid, save_png, stack_rows
+
+n_past, seq_len = model_cfg.n_past, model_cfg.seq_len
+after_hit = [  # (sequence, t): z_t is the latent of the frame after a wall hit in frame t - 1
+    (s, f + 1)
+    for s in range(len(frames))
+    for f in test[s]["bounces"].any(-1).nonzero().flatten().tolist()
+    if n_past <= f + 1 < seq_len
+]
+seq, t_z = after_hit[0] if after_hit else (0, n_past + 2)
+print(f"sequence {seq}: the digit hits a wall in frame {t_z - 1}; forcing z_{t_z}")
+context, truth = frames[seq : seq + 1, :n_past], frames[seq, n_past:]
+sites = [f"x_hat_{t}" for t in range(n_past, seq_len)]
+
+
+def forecast(model, k=3):
+    pyro.set_rng_seed(0)
+    out = Predictive(model, guide=svg.guide, num_samples=k, return_sites=sites)(
+        context, n_future=seq_len - n_past
+    )
+    return torch.stack([out[s][:, 0] for s in sites], 1)  # [K, F, 1, 64, 64]
+
+
+z_dim = model_cfg.z_dim
+runs = {
+    "free": forecast(svg.model),
+    "z = +2": forecast(poutine.do(svg.model, data={f"z_{t_z}": torch.full((1, z_dim), 2.0)})),
+    "z = -2": forecast(poutine.do(svg.model, data={f"z_{t_z}": torch.full((1, z_dim), -2.0)})),
+}
+first = t_z - n_past  # index of the forced frame among the forecast frames
+for name in ("z = +2", "z = -2"):
+    before = (runs[name][:, :first] - runs["free"][:, :first]).abs().max().item() if first else 0
+    after = (runs[name][:, first:] - runs["free"][:, first:]).abs().max().item()
+    print(f"{name}: max change before frame {t_z}: {before:.2g}, from it on: {after:.2g}")
+grids = [sample_grid(context[0], truth, x) for x in runs.values()]
+print("row blocks:", list(runs))
+display(Image(filename=str(save_png(out / "what_if.png", stack_rows(grids, gap=10)))))"""
+        ),
+        new_markdown_cell(
+            "## Forecasts in the InferenceData\n\n"
+            "`to_inference_data(..., forecast_context=P)` adds `posterior_predictive.x_forecast`: "
+            "frames P..T-1 forecast from the first P by the same `Predictive`, one future per "
+            "draw, on a `forecast_time` coordinate that numbers frames as `time` does. Here: "
+            "the pixel error of each forecast frame against the truth, averaged over draws."
+        ),
+        new_code_cell(
+            """\
+fc = to_inference_data(svg, frames, n_draws=4 if SMALL else 50, seed=0, forecast_context=n_past)
+x_fc = fc.posterior_predictive["x_forecast"]
+truth_fc = fc.observed_data["x"].sel(time=x_fc["forecast_time"].values)
+err = ((x_fc - truth_fc.values) ** 2).mean(("channel", "height", "width"))
+print(x_fc.dims)
+per_frame = err.mean(("chain", "draw", "sequence")).round(4).values
+print("mean-pixel squared error per forecast frame:", per_frame)"""
+        ),
+        new_markdown_cell(
             "## Prior sigma vs collisions\n\n"
             "The paper reports that the learned prior's variance rises when a digit hits a wall: "
             "the model knows the next frame is uncertain. `collision_analysis` scores the "
@@ -300,6 +411,27 @@ for name in ["learned", "shared-scale", "mixture"]:
     trainer.fit(progress=False)
     trained[name] = trainer.svg.eval()
     print(f"{name:>12}: {model_cfg.variant}, {trainer.step} steps")"""
+        ),
+        new_markdown_cell(
+            "The model registers the prior with Pyro's param store (`pyro.module`), so Pyro's "
+            "own `SVI` trains a new prior too, its `log_scale` included:"
+        ),
+        new_code_cell(
+            """\
+import dataclasses
+
+import pyro
+from pyro.infer import SVI, TraceMeanField_ELBO
+
+from svg_pyro import SVG
+
+pyro.clear_param_store()
+fresh = SVG(dataclasses.replace(model_cfg, prior="shared-scale"))
+svi = SVI(fresh.model, fresh.guide, pyro.optim.Adam({"lr": 1e-2}), TraceMeanField_ELBO())
+batch = torch.stack([trainer.dataset[i]["frames"] for i in range(4)])
+for _ in range(3):
+    svi.step(batch)
+print("svg.prior$$$log_scale" in pyro.get_param_store().keys(), fresh.prior.log_scale.data)"""
         ),
         new_markdown_cell(
             "## Compare the ELBO on held-out sequences\n\n"

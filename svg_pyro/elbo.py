@@ -43,7 +43,7 @@ class SVGELBO(TraceMeanField_ELBO):
     def _terms(self, model_trace, guide_trace) -> dict[str, torch.Tensor]:
         log_lik = kl = kl_scaled = sq_err = 0.0
         for name, site in model_trace.nodes.items():
-            if site["type"] != "sample":
+            if site["type"] != "sample" or site["infer"].get("_deterministic"):
                 continue
             if site["is_observed"]:
                 log_lik = log_lik + site["log_prob_sum"]
@@ -96,6 +96,11 @@ class SVGELBO(TraceMeanField_ELBO):
 class SVGLoss(nn.Module):
     """``forward(frames [B, T, C, H, W]) -> negative ELBO`` (summed over the batch).
 
+    The same value as Pyro's ``TraceMeanField_ELBO`` (and so as one step of ``SVI(svg.model,
+    svg.guide, optim, TraceMeanField_ELBO())``), as a module for a torch optimiser over
+    ``svg.parameters()``: the networks are not registered with Pyro's param store while it runs
+    (:meth:`svg_pyro.svg.SVG.param_registration`), since nothing here reads the store.
+
     ``last_terms`` after a call: per-sequence (batch-mean) detached tensors ``loss``
     (``recon + beta * kl``, the paper's objective), ``recon``, ``kl`` and ``neg_elbo``.
     """
@@ -107,7 +112,7 @@ class SVGLoss(nn.Module):
         self.last_terms: dict[str, torch.Tensor] = {}
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        with self.svg.shared_encoding():
+        with self.svg.shared_encoding(), self.svg.param_registration(False):
             loss = self.elbo.differentiable_loss(self.svg.model, self.svg.guide, frames)
         terms, b = self.elbo.last_terms, frames.shape[0]
         recon, kl = terms["sq_err"] / b, terms["kl"].to(frames.device) / b

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 
+import pyro
 import torch
+from pyro.params import param_with_module_name
 from torch import nn
 
 from svg_pyro.config import SVGConfig
-from svg_pyro.guides import Posterior
+from svg_pyro.guides import Posterior, posterior_latents
 from svg_pyro.guides import guide as svg_guide
 from svg_pyro.models import build_prior
 from svg_pyro.models import model as svg_model
+from svg_pyro.models.svg import context_carry, rollout
 from svg_pyro.nets import (
     ConvPredictor,
     DCGANDecoder,
@@ -24,7 +28,7 @@ from svg_pyro.nets import (
     VGGEncoder,
     init_weights,
 )
-from svg_pyro.skipshare import decode_shared_skips, decode_with_skip_terms, skip_terms
+from svg_pyro.skipshare import decode_shared_skips
 
 
 def build_frame_nets(config: SVGConfig) -> tuple[nn.Module, nn.Module]:
@@ -48,9 +52,13 @@ def build_frame_nets(config: SVGConfig) -> tuple[nn.Module, nn.Module]:
 class SVG(nn.Module):
     """Stochastic Video Generation: networks, Pyro ``model``/``guide`` and ``generate``.
 
-    ``model(frames)`` and ``guide(frames)`` take ``frames [B, T, C, H, W]`` in [0, 1] and have
-    the sites ``z_1..z_{T-1}`` (latent, absent when ``config.prior == "none"``) and
-    ``x_1..x_{T-1}`` (observed). Train them with :class:`svg_pyro.elbo.SVGLoss`.
+    ``model(frames, n_future=0)`` and ``guide(frames, n_future=0)`` take the observed ``frames
+    [B, P, C, H, W]`` in [0, 1]. Their sites are ``z_1..z_{P-1}`` (latent, absent when
+    ``config.prior == "none"``) and ``x_1..x_{P-1}`` (observed); with ``n_future = F`` the model
+    goes on for frames ``P..P+F-1`` with ``z_t`` from the prior, ``x_hat_t`` (deterministic, the
+    decoded mean that is fed back) and ``x_t`` (not observed). Train them with Pyro's ``SVI`` and
+    optimisers, or with :class:`svg_pyro.elbo.SVGLoss` and a torch optimiser (what the training
+    CLI does); forecast with ``Predictive(svg.model, guide=svg.guide, ...)`` or :meth:`generate`.
 
     ``share_skips`` (default ``True``): decode each distinct skip frame's share of the decoder
     once (:mod:`svg_pyro.skipshare`); the same function, less work. Set it to ``False`` on an
@@ -78,19 +86,94 @@ class SVG(nn.Module):
         # Built last so a user's prior sees (and may re-initialise) only its own weights.
         self.prior = build_prior(config) if latent else None
         self._encoding_cache: dict | None = None
+        self._registering = True
+        self._warned_layout = False
 
     # -- the Pyro program -------------------------------------------------------------------
-    def model(self, frames: torch.Tensor) -> torch.Tensor:
+    def model(self, frames: torch.Tensor, n_future: int = 0) -> torch.Tensor:
         """The generative model; see :func:`svg_pyro.models.model`."""
-        return svg_model(self, frames)
+        return svg_model(self, frames, n_future)
 
-    def guide(self, frames: torch.Tensor) -> None:
+    def guide(self, frames: torch.Tensor, n_future: int = 0) -> None:
         """The inference network as a guide; see :func:`svg_pyro.guides.guide`."""
-        return svg_guide(self, frames)
+        return svg_guide(self, frames, n_future)
+
+    # -- Pyro's param store -----------------------------------------------------------------
+    pyro_name = "svg"  # networks are registered as "svg.encoder", "svg.prior", ...
+
+    def register_with_pyro(self, *networks: str) -> None:
+        """``pyro.module`` each named network (``"encoder"``, ``"prior"``, ...), as Pyro's
+        examples do, so that Pyro's ``SVI`` and ``pyro.optim`` find and train its parameters.
+
+        The model and the guide call this on every run, because ``SVI`` collects the parameters
+        to step from the ``param`` sites of each run's traces: registering once would train
+        nothing after the first step. It costs one ``pyro.param`` message per parameter tensor,
+        about 3 ms per model + guide run at the paper's sizes (70 tensors) on a CPU core, which
+        is why :class:`SVGLoss` turns it off (:meth:`param_registration`): its torch optimiser
+        holds ``svg.parameters()`` itself, so the training CLI pays nothing for it.
+
+        The module is the source of truth: when the param store holds, under a network's names,
+        tensors other than that network's (left by another ``SVG``, or by
+        ``pyro.get_param_store().load``), they are replaced by the network's parameters, so
+        ``SVI`` never steps a tensor the networks do not use. (Checked on each network's first
+        parameter, which is cheap; to restore from a saved param store instead, call
+        ``pyro.module(name, net, update_module_params=True)`` first, or use
+        :meth:`load_state_dict`.)
+        """
+        if not self._registering:
+            return
+        store = pyro.get_param_store()
+        held = dict(store.named_parameters())
+        for name in networks:
+            net = getattr(self, name)
+            if net is None:
+                continue
+            prefix = f"{self.pyro_name}.{name}"
+            first = next(iter(net.named_parameters()), None)
+            if first is not None:
+                key = param_with_module_name(prefix, first[0])
+                if held.get(key) is not first[1]:  # new to the store, or someone else's
+                    self._claim(store, held, prefix, net)
+            pyro.module(prefix, net)
+
+    def _claim(self, store, held: dict, prefix: str, net: nn.Module) -> None:
+        """Point the store's entries of ``net`` at its own parameters (new entries are left to
+        ``pyro.module``)."""
+        for param_name, p in net.named_parameters():
+            key = param_with_module_name(prefix, param_name)
+            if not p.requires_grad or held.get(key) is p:
+                continue
+            if not p.is_contiguous():  # the store would keep a contiguous copy
+                self._warn_layout()
+            elif key in held:
+                store[key] = p
+
+    def _warn_layout(self) -> None:
+        if not self._warned_layout:
+            self._warned_layout = True
+            warnings.warn(
+                "SVG has non-contiguous (channels_last) weights: Pyro's param store keeps "
+                "contiguous copies of them, which Pyro's optimisers would step instead of the "
+                "weights; train such a model with SVGLoss and a torch optimiser",
+                stacklevel=3,
+            )
+
+    @contextlib.contextmanager
+    def param_registration(self, enabled: bool) -> Iterator[None]:
+        """Within this block the model and guide register their networks with Pyro's param
+        store (``enabled``) or not (for a caller whose optimiser holds the parameters itself,
+        as :class:`svg_pyro.elbo.SVGLoss` does)."""
+        outer, self._registering = self._registering, enabled
+        try:
+            yield
+        finally:
+            self._registering = outer
 
     # -- shared pieces ----------------------------------------------------------------------
-    def check_frames(self, frames: torch.Tensor, check_values: bool = False) -> None:
-        """Raise ``ValueError`` unless ``frames`` is float ``[B, T>=2, C, 64, 64]``.
+    def check_frames(
+        self, frames: torch.Tensor, check_values: bool = False, min_frames: int = 2
+    ) -> None:
+        """Raise ``ValueError`` unless ``frames`` is float ``[B, T>=min_frames, C, 64, 64]``.
 
         ``check_values`` also checks that values lie in [0, 1] (this reads the tensor back to
         the host, so the training loop leaves it off).
@@ -105,8 +188,8 @@ class SVG(nn.Module):
         expected = f"[batch, time, {c.channels}, {c.image_size}, {c.image_size}]"
         if frames.dim() != 5 or tuple(frames.shape[2:]) != (c.channels, c.image_size, c.image_size):
             raise ValueError(f"frames must have shape {expected}, got {list(frames.shape)}")
-        if frames.shape[1] < 2:
-            raise ValueError(f"frames need at least 2 time steps, got {frames.shape[1]}")
+        if frames.shape[1] < min_frames:
+            raise ValueError(f"frames need at least {min_frames} time steps, got {frames.shape[1]}")
         if check_values and frames.numel() and (frames.min() < 0 or frames.max() > 1):
             raise ValueError(
                 f"frame values must lie in [0, 1], got [{frames.min().item():.3g}, "
@@ -151,17 +234,22 @@ class SVG(nn.Module):
         return min(t - 1, last)
 
     def decode(
-        self, g: torch.Tensor, skips: list[torch.Tensor], first_target: int = 1
+        self,
+        g: torch.Tensor,
+        skips: list[torch.Tensor],
+        first_target: int = 1,
+        n_past: int | None = None,
     ) -> torch.Tensor:
         """Teacher-forced decoding of ``g [B, L, g_dim]`` for frames ``first_target..+L-1``.
 
         ``skips`` are the encoder's maps of all frames (``[B, T, ...]``, as from :meth:`encode`);
-        each predicted frame takes those of the frame :meth:`skip_index` names. Returns the means
+        each predicted frame takes those of the frame :meth:`skip_index` names (for ``n_past``
+        context frames; default ``config.n_past``). Returns the means
         ``[B, L, C, H, W]``; the decoder runs once over all L frames, and with
         :attr:`share_skips` each distinct skip frame's share of it once (:mod:`svg_pyro.skipshare`).
         """
         b, length = g.shape[:2]
-        idx = [self.skip_index(first_target + i) for i in range(length)]
+        idx = [self.skip_index(first_target + i, n_past) for i in range(length)]
         if self.share_skips:
             return decode_shared_skips(self.decoder, g, skips, idx)
         chosen = [s[:, idx].reshape(b * length, *s.shape[2:]) for s in skips]
@@ -173,12 +261,17 @@ class SVG(nn.Module):
     def generate(self, context: torch.Tensor, n_future: int, n_samples: int = 1) -> torch.Tensor:
         """Sample futures of ``context [B, P, C, H, W]`` -> ``[n_samples, B, n_future, C, H, W]``.
 
-        The paper's scheme: during the context, ``z_t`` comes from the posterior (the prior LSTM
-        is still run to advance its state) and ground-truth frames are fed back; after it,
-        ``z_t`` comes from the prior and each generated frame is encoded and fed back. All
-        samples run as one batch of ``n_samples * B`` sequences. BatchNorm uses the module's
-        mode: call ``.eval()`` for running statistics, or leave it in training mode to use batch
-        statistics as the original release does.
+        The paper's scheme, and the same Pyro program as ``Predictive(svg.model, guide=
+        svg.guide)(context, n_future)``: during the context ``z_t`` comes from the posterior
+        (the guide's sites; the prior LSTM is still run to advance its state) and ground-truth
+        frames are fed back; after it the model's frame loop (:func:`svg_pyro.models.svg.
+        frame_step`) draws ``z_t`` from the prior and feeds each decoded mean back. It differs
+        from ``Predictive`` only in cost: all samples run as one batch of ``n_samples * B``
+        sequences (``z_t`` and ``x_hat_t`` sites, batch ``[K*B]``, sample-major, so handlers
+        such as ``poutine.condition(svg.generate, data={"z_7": z})`` work here too), the context
+        frames are not decoded, and no pixel noise is drawn (no ``x_t`` sites). BatchNorm uses
+        the module's mode: call ``.eval()`` for running statistics, or leave it in training mode
+        to use batch statistics as the original release does.
         """
         if context.dim() != 5 or context.shape[1] < 1:
             raise ValueError(
@@ -186,50 +279,22 @@ class SVG(nn.Module):
             )
         if n_future < 0 or n_samples < 1:
             raise ValueError(f"need n_future >= 0 and n_samples >= 1, got {n_future}, {n_samples}")
-        self.check_frames(torch.cat([context, context[:, -1:]], 1), check_values=True)
+        self.check_frames(context, check_values=True, min_frames=1)
         b, n_past = context.shape[:2]
         k = n_samples
-        h, skips = self.encode(context)
-
-        def tile(x: torch.Tensor) -> torch.Tensor:  # [B, ...] -> [K*B, ...], sample-major
-            return x.unsqueeze(0).expand(k, *x.shape).reshape(k * x.shape[0], *x.shape[1:])
-
-        skip_frame = self.skip_index(n_past, n_past)
-        terms = None
-        if self.share_skips and self.config.skip_source != "previous":  # same skips throughout
-            terms = skip_terms(self.decoder, [s[:, skip_frame] for s in skips])
-        h, skips = tile(h), [tile(s) for s in skips]
-        prior_state = pred_state = None
-        if n_past > 1:  # the context steps t = 1..P-1, all inputs known: one call each
-            if self.prior is not None:
-                post_steps, _ = self.posterior(h[:, 1:])
-                _, prior_state = self.prior(h[:, :-1])
-                z = torch.stack([d.rsample() for d in post_steps], 1).to(h.dtype)
-                inp = torch.cat([h[:, :-1], z], 2)
-            else:
-                inp = h[:, :-1]
-            _, pred_state = self.predictor(inp, pred_state)
-
-        h_prev = h[:, -1:]
-        skip = [s[:, skip_frame] for s in skips]
-        out = []
-        for t in range(n_past, n_past + n_future):
-            if self.prior is not None:
-                prior_steps, prior_state = self.prior(h_prev, prior_state)
-                inp = torch.cat([h_prev, prior_steps[0].sample()[:, None].to(h.dtype)], 2)
-            else:
-                inp = h_prev
-            g, pred_state = self.predictor(inp, pred_state)
-            if terms is not None:
-                x = decode_with_skip_terms(self.decoder, g[:, 0], terms)
-            else:
-                x = self.decoder(g[:, 0], skip)
-            out.append(x)
-            if t + 1 < n_past + n_future:
-                h_new, skips_new = self.encoder(x)
-                h_prev = h_new[:, None]
-                if self.config.skip_source == "previous":
-                    skip = skips_new
-        if not out:
+        if n_future == 0:
             return context.new_zeros(k, b, 0, *context.shape[2:])
+        h, skips = self.encode(context)
+        h_all = h.unsqueeze(0).expand(k, *h.shape).reshape(k * b, *h.shape[1:])
+        prior_state = pred_state = None
+        with pyro.plate("sequences", k * b):
+            if n_past > 1:  # the context steps t = 1..P-1, all inputs known: one call each
+                inp = h_all[:, :-1]
+                if self.prior is not None:
+                    z = posterior_latents(self, h_all[:, 1:])
+                    _, prior_state = self.prior(inp)
+                    inp = torch.cat([inp, torch.stack(z, 1).to(h.dtype)], 2)
+                _, pred_state = self.predictor(inp)
+            carry = context_carry(self, h, skips, prior_state, pred_state, n_samples=k)
+            out = rollout(self, carry, n_past, n_future, pixel_sites=False)
         return torch.stack(out, 1).reshape(k, b, n_future, *context.shape[2:])

@@ -1,6 +1,7 @@
 """The benchmark: `svg-pyro bench`, the plain-loop baseline, the comparison script, and the
 speed settings of training (bf16 autocast, compile, channels_last, fused Adam)."""
 
+import argparse
 import importlib.util
 import json
 import subprocess
@@ -13,7 +14,14 @@ import pytest
 import torch
 
 from svg_pyro import SVG, SVGConfig, SVGLoss
-from svg_pyro.bench import DirectSVGLoss, count_cost, count_once, svg_cost_runner
+from svg_pyro.bench import (
+    DirectSVGLoss,
+    add_bench_arguments,
+    count_cost,
+    count_once,
+    svg_cost_runner,
+)
+from svg_pyro.bench import train_config as bench_train_config
 from svg_pyro.cli import main
 from svg_pyro.config import TrainConfig
 from svg_pyro.train import Trainer, autocast, build_configs, make_adam
@@ -206,7 +214,14 @@ def test_compare_script_smoke():
 def test_train_config_validates_precision():
     with pytest.raises(ValueError, match="precision"):
         TrainConfig(precision="fp16")
-    assert TrainConfig(precision="bf16", compile=True, channels_last=True).compile
+    # the bench's flags reach the training settings it times
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    args = parser.parse_args(["--precision", "bf16", "--compile", "--channels-last"])
+    cfg = bench_train_config(args)
+    assert (cfg.precision, cfg.compile, cfg.channels_last) == ("bf16", True, True)
+    plain = bench_train_config(parser.parse_args([]))
+    assert (plain.precision, plain.compile, plain.channels_last) == ("fp32", False, False)
 
 
 def test_bf16_autocast_runs_networks_in_bf16_and_keeps_the_loss_fp32(frames):
