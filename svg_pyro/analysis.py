@@ -85,6 +85,7 @@ def to_inference_data(
     chunk_frames: int = 2048,
     seed: int | None = None,
     eval_mode: bool = True,
+    forecast_context: int | None = None,
 ) -> arviz.InferenceData:
     """Draws of the latents of ``frames [B, T, C, H, W]`` as an :class:`arviz.InferenceData`.
 
@@ -102,6 +103,13 @@ def to_inference_data(
       reconstruction, without pixel noise); with ``"summary"``, ``x_mse`` ``(chain, draw,
       sequence, time)``, the mean-pixel squared error of that reconstruction against x_t.
       ``"auto"`` stores frames when they hold at most ``max_predictive_values`` numbers.
+      With ``forecast_context = P`` (1 <= P < T) it also holds forecasts: ``x_forecast``
+      ``(chain, draw, sequence, forecast_time, channel, height, width)``, frames P..T-1
+      generated from the first P frames alone by ``Predictive(svg.model, guide=svg.guide)``
+      (the paper's scheme: posterior latents in the context, prior latents and fed-back means
+      after it; each draw its own future), or with ``"summary"`` ``x_forecast_mse``
+      ``(chain, draw, sequence, forecast_time)`` against the observed frames. ``forecast_time``
+      numbers frames as ``time`` does, so ``observed_data.x.sel(time=...)`` is the truth.
     * ``observed_data.x`` ``(sequence, time, channel, height, width)``: x_1..x_{T-1}, the observed
       sites; ``constant_data.x_0`` ``(sequence, channel, height, width)``: the first frame, which
       conditions everything but is not scored.
@@ -127,9 +135,15 @@ def to_inference_data(
         raise ValueError(f"predictive must be auto, frames or summary, got {predictive!r}")
     b, t_total = frames.shape[:2]
     length, n = t_total - 1, chains * n_draws
+    if forecast_context is not None and not 1 <= forecast_context < t_total:
+        raise ValueError(
+            f"forecast_context must lie in 1..{t_total - 1} (frames has {t_total}), "
+            f"got {forecast_context}"
+        )
     pixel_dims = tuple(frames.shape[2:])
     if predictive == "auto":
-        size = n * b * length * int(np.prod(pixel_dims))
+        forecast_frames = 0 if forecast_context is None else t_total - forecast_context
+        size = n * b * (length + forecast_frames) * int(np.prod(pixel_dims))
         predictive = "frames" if size <= max_predictive_values else "summary"
 
     devices = [frames.device] if frames.device.type == "cuda" else []
@@ -181,6 +195,11 @@ def to_inference_data(
                 recon.append(x_hat.cpu())
             else:
                 recon.append((x_hat - target).pow(2).flatten(3).mean(-1).cpu())
+        if forecast_context is not None:
+            forecast = _forecasts(svg, frames, forecast_context, n, chunk_frames)
+            if predictive == "summary":
+                truth = frames[:, forecast_context:].float().cpu()
+                forecast = (forecast - truth).pow(2).flatten(3).mean(-1)
 
     def draws(x: torch.Tensor) -> np.ndarray:  # [n, ...] -> [chains, n_draws, ...]
         return x.detach().float().cpu().reshape(chains, n_draws, *x.shape[1:]).numpy()
@@ -203,6 +222,11 @@ def to_inference_data(
         pp, pp_dims = {"x": draws(recon_t)}, {"x": step + pixels}
     else:
         pp, pp_dims = {"x_mse": draws(recon_t)}, {"x_mse": step}
+    if forecast_context is not None:
+        coords["forecast_time"] = np.arange(forecast_context, t_total)
+        name = "x_forecast" if predictive == "frames" else "x_forecast_mse"
+        pp[name] = draws(forecast)
+        pp_dims[name] = ["sequence", "forecast_time"] + (pixels if predictive == "frames" else [])
     dims = {
         "z": [*step, *latent_dims],
         "kl": step,
@@ -228,11 +252,37 @@ def to_inference_data(
             "obs_sigma": float(svg.config.obs_sigma),
             "kl_method": "+".join(sorted(methods)),
             "posterior_predictive": predictive,
+            "forecast_context": -1 if forecast_context is None else int(forecast_context),
             "log_likelihood": "log N(x_t | decoder mean given z ~ q, obs_sigma), summed over "
             "pixels, nats, beta = 1",
         },
     )
     return idata
+
+
+def _forecasts(
+    svg: SVG, frames: torch.Tensor, n_past: int, n: int, chunk_frames: int
+) -> torch.Tensor:
+    """``n`` forecasts of frames ``n_past..T-1`` of ``frames [B, T, ...]`` from their first
+    ``n_past`` frames, by ``Predictive`` with the guide: ``[n, B, T - n_past, C, H, W]`` (CPU).
+
+    Each ``Predictive`` run forecasts k copies of the batch (k from ``chunk_frames``), so it
+    takes ``ceil(n / k)`` runs of the model rather than ``n``.
+    """
+    from pyro.infer import Predictive
+
+    b, t_total = frames.shape[:2]
+    n_future = t_total - n_past
+    k = max(1, min(n, chunk_frames // (b * (t_total - 1))))
+    runs = -(-n // k)
+    context = frames[:, :n_past]
+    context = context.unsqueeze(0).expand(k, *context.shape).reshape(k * b, *context.shape[1:])
+    sites = [f"x_hat_{t}" for t in range(n_past, t_total)]
+    out = Predictive(svg.model, guide=svg.guide, num_samples=runs, return_sites=sites)(
+        context, n_future=n_future
+    )
+    x = torch.stack([out[s] for s in sites], 2).float()  # [runs, k*B, F, C, H, W]
+    return x.reshape(runs * k, b, n_future, *frames.shape[2:])[:n].cpu()
 
 
 # -- the learned prior's sigma --------------------------------------------------------------------
@@ -561,6 +611,20 @@ def run_collisions(
 
 
 def cmd_collisions(args: argparse.Namespace) -> int:
+    from svg_pyro import signals
+
+    try:
+        return _collisions_and_write(args)
+    except signals.Interrupted as err:  # one pass over the data: no partial result to keep
+        print(
+            f"svg-pyro analyze collisions: stopped by {signals.signal_name(err.signum)}; "
+            f"no report was written ({args.json} untouched)",
+            file=sys.stderr,
+        )
+        return err.exit_status
+
+
+def _collisions_and_write(args: argparse.Namespace) -> int:
     report, sigma, bounces = run_collisions(
         args.checkpoint,
         sequences=args.sequences,
@@ -588,7 +652,9 @@ def cmd_collisions(args: argparse.Namespace) -> int:
         )
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    tmp = out.with_name(out.name + ".tmp")  # a stop mid-write leaves the old file, not half one
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(out)
     print(
         f"AUC {report['auc']:.4f} (lag {args.lag}); mean sigma at hits "
         f"{report['mean_sigma_hit']:.4f} vs others {report['mean_sigma_other']:.4f} "

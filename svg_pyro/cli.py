@@ -1,19 +1,20 @@
 """The ``svg-pyro`` command line.
 
-Commands: ``train``, ``data smmnist-testset``, ``demo``. Errors in what the user asked for
-(a bad setting, a missing file) print one line on stderr and exit with status 2.
+Commands: ``train``, ``plot-run``, ``data smmnist-testset``, ``demo``. Errors in what the user
+asked for (a bad setting, a missing file) print one line on stderr and exit with status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import sys
 import typing
 from pathlib import Path
 from typing import Any
 
-from svg_pyro import data_cli
+from svg_pyro import data_cli, signals
 from svg_pyro.config import PRESETS, SVGConfig, TrainConfig
 from svg_pyro.errors import TrainingError, UsageError
 
@@ -74,14 +75,51 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"(step {trainer.step} of {train_cfg.steps})",
         file=sys.stderr,
     )
-    trainer.fit(progress=not args.no_progress)
+    try:
+        trainer.fit(progress=not args.no_progress)
+    except signals.Interrupted as err:
+        if trainer.dist.is_main:
+            print(
+                f"svg-pyro train: stopped by {signals.signal_name(err.signum)}: saved step "
+                f"{err.step} of {train_cfg.steps} to {err.checkpoint}; resume with: "
+                f"{_resume_command(args, trainer.dist.enabled)}",
+                file=sys.stderr,
+            )
+        return err.exit_status
     print(f"checkpoint: {Path(args.out) / 'checkpoint.pt'}")
     return 0
 
 
-def cmd_data_smmnist(args: argparse.Namespace) -> int:
-    from svg_pyro.data import write_smmnist_testset
+def _resume_command(args: argparse.Namespace, under_torchrun: bool) -> str:
+    """The command line that continues this run: the same one, with ``--resume``."""
+    if under_torchrun:
+        return "the same torchrun command with --resume"
+    argv = list(
+        getattr(args, "argv", None) or ["train", "--preset", args.preset, "--out", args.out]
+    )
+    if "--resume" not in argv:
+        argv.append("--resume")
+    return shlex.join(["svg-pyro", *argv])
 
+
+def cmd_data_smmnist(args: argparse.Namespace) -> int:
+    from svg_pyro.data import write_smmnist_testset, write_srvp_testset
+
+    if args.protocol == "srvp":
+        if args.mnist_root is None:
+            raise UsageError("--protocol srvp needs --mnist-root (the MNIST test IDX files)")
+        if args.num_digits != 2:
+            raise UsageError("--protocol srvp is the 2-digit set")
+        path = write_srvp_testset(
+            args.mnist_root,
+            args.out,
+            sequences=args.sequences,
+            frames=args.frames,
+            deterministic=args.deterministic,
+            progress=not args.no_progress,
+        )
+        print(path)
+        return 0
     path = write_smmnist_testset(
         args.out,
         sequences=args.sequences,
@@ -105,6 +143,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot_run(args: argparse.Namespace) -> int:
+    from svg_pyro.viz import plot_runs
+
+    print(plot_runs(args.runs, args.out))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="svg-pyro",
@@ -122,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_setting_flags(p)
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser(
+        "plot-run", help="training and held-out curves of runs vs steps and wall time (one PNG)"
+    )
+    p.add_argument("runs", nargs="+", metavar="DIR", help="run folders (with metrics.jsonl)")
+    p.add_argument("--out", default="runs.png", help="PNG to write (default runs.png)")
+    p.set_defaults(func=cmd_plot_run)
+
     p = sub.add_parser("data", help="write fixed test sets")
     data_sub = p.add_subparsers(dest="data_command", required=True, metavar="KIND")
     q = data_sub.add_parser("smmnist-testset", help="a fixed Stochastic Moving MNIST test set")
@@ -132,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--deterministic", action="store_true", help="deterministic bounces")
     q.add_argument("--mnist-root", default=None, help="folder with MNIST/raw IDX files")
+    q.add_argument(
+        "--protocol",
+        choices=["svg", "srvp"],
+        default="svg",
+        help="svg: this package's seeded set (default); srvp: SRVP's fixed set of 28x28 digits "
+        "from the MNIST test files (needs --mnist-root; SRVP's file layout, seed 42)",
+    )
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=cmd_data_smmnist)
     data_cli.add_parsers(data_sub)  # kth-testset, bair-testset
@@ -151,20 +210,31 @@ def build_parser() -> argparse.ArgumentParser:
     from svg_pyro import bench  # `bench`
 
     bench.add_parser(sub)
+    from svg_pyro import pretrained  # `export-weights`
+
+    pretrained.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return int(args.func(args) or 0)
+        with signals.raising():  # SIGTERM as well as SIGINT: one line and 128 + signal number
+            return int(args.func(args) or 0)
     except (UsageError, ValueError, FileNotFoundError, NotADirectoryError) as err:
         print(f"svg-pyro {args.command}: error: {err}", file=sys.stderr)
         return 2
     except TrainingError as err:  # the run failed, not the request
         print(f"svg-pyro {args.command}: {err}", file=sys.stderr)
         return 1
+    except signals.Interrupted as err:
+        print(
+            f"svg-pyro {args.command}: stopped by {signals.signal_name(err.signum)}",
+            file=sys.stderr,
+        )
+        return err.exit_status
     except KeyboardInterrupt:
         print("svg-pyro: interrupted", file=sys.stderr)
         return 130

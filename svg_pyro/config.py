@@ -13,6 +13,7 @@ from typing import Any
 SKIP_SOURCES = ("last_context", "original", "previous")
 RNNS = ("fc", "conv")
 ENCODERS = ("dcgan", "vgg")
+ADAM_EPS_UNITS = ("paper", "loss")  # what Adam's eps is compared with; see TrainConfig
 PRECISIONS = ("fp32", "bf16")  # bf16: autocast around the loss; distribution parameters stay fp32
 
 
@@ -135,6 +136,20 @@ class SVGConfig:
 class TrainConfig:
     """How to train: optimiser, batch, schedule, data, logging and speed.
 
+    Adam's ``adam_eps`` is in the units of ``adam_eps_units``: ``"paper"`` (default) compares
+    it with gradients of the paper's objective (batch-mean ``sum_t [MSE + beta * KL]``), as the
+    original release's Adam does. The loss we backpropagate is that objective times
+    ``batch_size * P / (2 obs_sigma^2)`` (409,600 at batch 100), so the optimiser gets
+    ``eps`` times that factor, and every update equals the original's. ``"loss"`` applies
+    ``adam_eps`` to our loss's gradients as they are (this project's behaviour before 0.2),
+    which makes eps 409,600 times smaller relative to the gradients and so enlarges the updates
+    of the networks with tiny gradients (prior and posterior).
+
+    Held-out evaluation during training: every ``eval_every`` steps (0: never) the trainer scores
+    ``eval_sequences`` fixed test-split sequences (drawn with ``eval_seed``, the same for every run)
+    with best-of-``eval_samples`` SSIM / PSNR under the dataset's protocol, the test ELBO and KL,
+    writes a preview and keeps ``best.pt`` (see :mod:`svg_pyro.heldout`).
+
     Speed settings: ``precision`` ``"bf16"`` runs the networks under bf16 autocast (the
     distributions' parameters and the loss stay fp32); ``compile`` applies ``torch.compile`` to
     the encoder and decoder; ``channels_last`` stores conv weights NHWC.
@@ -150,10 +165,16 @@ class TrainConfig:
     lr: float = 0.002
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
+    adam_eps_units: str = "paper"
     seed: int = 1
     log_every: int = 50
     checkpoint_every: int = 1000
     max_bad_steps: int = 20
+    eval_every: int = 0
+    eval_sequences: int = 32
+    eval_samples: int = 10
+    eval_seed: int = 0
     num_workers: int = 0
     device: str = "auto"
     precision: str = "fp32"
@@ -166,12 +187,24 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.steps < 0:
             raise ValueError(f"TrainConfig.steps must be >= 0, got {self.steps}")
+        if self.eval_every < 0:
+            raise ValueError(f"TrainConfig.eval_every must be >= 0 (0: off), got {self.eval_every}")
+        for name in ("eval_sequences", "eval_samples"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
         if self.num_digits not in (1, 2):
             raise ValueError(f"TrainConfig.num_digits must be 1 or 2, got {self.num_digits}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"TrainConfig.device must be auto, cpu or cuda, got {self.device!r}")
+        if self.adam_eps < 0:
+            raise ValueError(f"TrainConfig.adam_eps must be >= 0, got {self.adam_eps}")
+        if self.adam_eps_units not in ADAM_EPS_UNITS:
+            raise ValueError(
+                f"TrainConfig.adam_eps_units must be one of {ADAM_EPS_UNITS}, "
+                f"got {self.adam_eps_units!r}"
+            )
         if self.precision not in PRECISIONS:
             raise ValueError(
                 f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}"
@@ -224,7 +257,7 @@ PRESETS: dict[str, Preset] = {
                    predictor_layers=2, posterior_layers=1, prior_layers=1, n_past=5,
                    n_future=10, beta=1e-4),
         train=dict(dataset="smmnist", num_digits=2, batch_size=100, steps=180_000, lr=0.002,
-                   seed=1, log_every=50, checkpoint_every=1000),
+                   seed=1, log_every=50, checkpoint_every=1000, eval_every=2000),
     ),
     "smmnist-conv": Preset(
         "The SM-MNIST setting with ConvLSTMs: DCGAN-64 encoder to 8x8 maps of g=64 channels, "
@@ -234,7 +267,19 @@ PRESETS: dict[str, Preset] = {
                    z_dim=4, rnn_size=64, predictor_layers=2, posterior_layers=1, prior_layers=1,
                    n_past=5, n_future=10, beta=1e-4),
         train=dict(dataset="smmnist", num_digits=2, batch_size=100, steps=180_000, lr=0.002,
-                   seed=1, log_every=50, checkpoint_every=1000),
+                   seed=1, log_every=50, checkpoint_every=1000, eval_every=2000),
+    ),
+    "smmnist-cpu": Preset(
+        "SM-MNIST on a CPU (the recipe measured in docs/RESULTS.md): the paper's model at "
+        "reduced widths, DCGAN-64 nf=8, z=8, g=64, rnn=128 (layers 1/1/2), beta=1e-4, 5 context "
+        "+ 10 future frames, Adam lr 0.002 (eps in the paper's units), batch 32, fp32, "
+        "channels_last, 100k steps.",
+        model=dict(prior="learned", channels=1, nf=8, g_dim=64, z_dim=8, rnn_size=128,
+                   predictor_layers=2, posterior_layers=1, prior_layers=1, n_past=5,
+                   n_future=10, beta=1e-4),
+        train=dict(dataset="smmnist", num_digits=2, batch_size=32, steps=100_000, lr=0.002,
+                   seed=1, log_every=20, checkpoint_every=100, eval_every=1000,
+                   channels_last=True),
     ),
     "kth": Preset(
         "The original release's KTH 64x64 setting: VGG-64, z=24, g=128, rnn=256, beta=1e-6, "
@@ -244,7 +289,7 @@ PRESETS: dict[str, Preset] = {
                    rnn_size=256, predictor_layers=2, posterior_layers=1, prior_layers=1,
                    n_past=10, n_future=10, beta=1e-6),
         train=dict(dataset="kth", batch_size=100, steps=180_000, lr=0.0008, seed=1,
-                   log_every=50, checkpoint_every=1000),
+                   log_every=50, checkpoint_every=1000, eval_every=2000),
     ),
     "bair": Preset(
         "The paper's BAIR robot pushing setting: VGG-64, z=64, g=128, rnn=256, beta=1e-4, "
@@ -254,7 +299,7 @@ PRESETS: dict[str, Preset] = {
                    rnn_size=256, predictor_layers=2, posterior_layers=1, prior_layers=1,
                    n_past=2, n_future=10, beta=1e-4),
         train=dict(dataset="bair", batch_size=100, steps=180_000, lr=0.002, seed=1,
-                   log_every=50, checkpoint_every=1000),
+                   log_every=50, checkpoint_every=1000, eval_every=2000),
     ),
     "tiny": Preset(
         "A small SM-MNIST model for CPU tests and the demo: nf=8, g=32, z=4, rnn=64, "
@@ -263,7 +308,7 @@ PRESETS: dict[str, Preset] = {
                    predictor_layers=1, posterior_layers=1, prior_layers=1, n_past=3,
                    n_future=5, beta=1e-4),
         train=dict(dataset="smmnist", num_digits=1, batch_size=16, steps=300, lr=0.002,
-                   seed=1, log_every=10, checkpoint_every=100),
+                   seed=1, log_every=10, checkpoint_every=100, eval_every=1000),
     ),
 }  # fmt: skip
 

@@ -88,6 +88,21 @@ def all_true(flag: bool, info: DistInfo, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def max_int(value: int, info: DistInfo, device: torch.device) -> int:
+    """The largest ``value`` over ranks (identity in a single process): e.g. a stop request."""
+    if not info.enabled:
+        return int(value)
+    t = torch.tensor([float(value)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
+def barrier(info: DistInfo) -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if info.enabled:
+        dist.barrier()
+
+
 def gather_objects(obj: object, info: DistInfo) -> list:
     """Every rank's ``obj``, in rank order (a one-element list in a single process)."""
     if not info.enabled:

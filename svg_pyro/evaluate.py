@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +39,7 @@ from pyro import poutine
 from torch import nn
 from tqdm.auto import tqdm
 
+from svg_pyro import signals
 from svg_pyro.config import EVAL_PROTOCOLS
 from svg_pyro.data import load_testset
 from svg_pyro.metrics import PSNR_CAP_DB, best_mean_worst, mean_ci95, psnr, ssim
@@ -414,39 +416,11 @@ def run_evaluation(
     p, f = eval_protocol(load_checkpoint(paths[0]), n_past, n_future)
     frames = None
     methods: dict[str, Any] = {}
-    for path in paths:
-        svg, ckpt = load_model(path, dev)
-        if frames is None:
-            frames = load_frames(testset, p + f, sequences, svg.config.channels)
-        name = svg.config.variant + ("-conv" if svg.config.rnn == "conv" else "")
-        if name in methods:
-            name = f"{name}:{path.parent.name or path.stem}"
-        generate, k = model_generator(svg, n_samples)
-        pyro.set_rng_seed(seed)
-        with sampling_mode(svg, bn_train_mode):
-            per_seq = evaluate_generator(
-                generate, frames, p, f, k, batch_size, dev, psnr_cap, progress, desc=name
-            )
-            entry = summarize(per_seq)
-            entry["samples"] = k
-            entry["checkpoint"] = str(path)
-            entry["step"] = int(ckpt.get("step", -1))
-            if iwae:
-                pyro.set_rng_seed(seed)
-                sigma = svg.config.obs_sigma if obs_sigma is None else obs_sigma
-                per = evaluate_iwae(
-                    svg, frames, p, f, iwae, batch_size, dev, obs_sigma, progress, f"{name} iwae"
-                )
-                entry["iwae"] = iwae_summary(per, f, svg.config.pixels, sigma)
-        methods[name] = entry
-    assert frames is not None
-    for name, baseline in ((COPY_LAST, copy_last), (BLANK, blank)):
-        per_seq = evaluate_generator(
-            baseline, frames, p, f, 1, batch_size, dev, psnr_cap, progress, desc=name
-        )
-        methods[name] = {**summarize(per_seq), "samples": 1}
-    return _finite(
-        {
+
+    def results(partial: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The JSON-ready results of the methods done so far (``partial``: what is missing)."""
+        assert frames is not None
+        out = {
             "methods": methods,
             "n_samples": n_samples,
             "n_sequences": int(len(frames)),
@@ -459,7 +433,54 @@ def run_evaluation(
             "iwae_particles": iwae or None,
             "device": str(dev),
         }
-    )
+        return _finite(out if partial is None else {"partial": partial, **out})
+
+    try:
+        for path in paths:
+            svg, ckpt = load_model(path, dev)
+            if frames is None:
+                frames = load_frames(testset, p + f, sequences, svg.config.channels)
+            name = svg.config.variant + ("-conv" if svg.config.rnn == "conv" else "")
+            if name in methods:
+                name = f"{name}:{path.parent.name or path.stem}"
+            generate, k = model_generator(svg, n_samples)
+            pyro.set_rng_seed(seed)
+            with sampling_mode(svg, bn_train_mode):
+                per_seq = evaluate_generator(
+                    generate, frames, p, f, k, batch_size, dev, psnr_cap, progress, desc=name
+                )
+                entry = summarize(per_seq)
+                entry["samples"] = k
+                entry["checkpoint"] = str(path)
+                entry["step"] = int(ckpt.get("step", -1))
+                if iwae:
+                    pyro.set_rng_seed(seed)
+                    sigma = svg.config.obs_sigma if obs_sigma is None else obs_sigma
+                    tag = f"{name} iwae"
+                    per = evaluate_iwae(
+                        svg, frames, p, f, iwae, batch_size, dev, obs_sigma, progress, tag
+                    )
+                    entry["iwae"] = iwae_summary(per, f, svg.config.pixels, sigma)
+            methods[name] = entry
+        assert frames is not None
+        for name, baseline in ((COPY_LAST, copy_last), (BLANK, blank)):
+            per_seq = evaluate_generator(
+                baseline, frames, p, f, 1, batch_size, dev, psnr_cap, progress, desc=name
+            )
+            methods[name] = {**summarize(per_seq), "samples": 1}
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM under the CLI
+        signum = getattr(err, "signum", signal.SIGINT)
+        if not methods:  # nothing complete: nothing worth writing
+            raise signals.Interrupted(signum) from None
+        done = {m["checkpoint"] for m in methods.values() if "checkpoint" in m}
+        partial = {
+            "interrupted_by": signals.signal_name(signum),
+            "complete_methods": list(methods),
+            "not_evaluated": [str(x) for x in paths if str(x) not in done]
+            + [b for b in (COPY_LAST, BLANK) if b not in methods],
+        }
+        raise signals.Interrupted(signum, partial=results(partial)) from None
+    return results()
 
 
 def _cap(text: str) -> float | None:
@@ -474,6 +495,27 @@ def _fmt(value: float | None, digits: int) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    try:
+        return _evaluate_and_write(args)
+    except signals.Interrupted as err:
+        if err.partial is None:
+            print(
+                f"svg-pyro evaluate: stopped by {signals.signal_name(err.signum)} before any "
+                f"method was complete; nothing was written ({args.json} untouched)",
+                file=sys.stderr,
+            )
+            return err.exit_status
+        _write_results(args, err.partial)
+        missing = ", ".join(err.partial["partial"]["not_evaluated"])
+        print(
+            f"svg-pyro evaluate: stopped by {signals.signal_name(err.signum)}: wrote PARTIAL "
+            f'results to {args.json} (marked "partial"; not evaluated: {missing})',
+            file=sys.stderr,
+        )
+        return err.exit_status
+
+
+def _evaluate_and_write(args: argparse.Namespace) -> int:
     results = run_evaluation(
         args.checkpoint,
         args.testset,
@@ -491,9 +533,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
     )
+    out = _write_results(args, results)
+    if args.plot:
+        plot_curves(results, args.plot)
+    print(out)
+    return 0
+
+
+def _write_results(args: argparse.Namespace, results: dict[str, Any]) -> Path:
+    """Write the JSON (atomically: an interrupted write leaves no half file) and print a summary."""
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(results, indent=1) + "\n")
+    tmp.replace(out)
     for name, res in results["methods"].items():
         s, q = res["ssim"]["avg"], res["psnr"]["avg"]
         line = (
@@ -507,10 +560,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 f" {w['iwae_bits_per_dim']['mean']:.4f} bits/dim"
             )
         print(line, file=sys.stderr)
-    if args.plot:
-        plot_curves(results, args.plot)
-    print(out)
-    return 0
+    return out
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -536,7 +586,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--bn-train-mode",
         action="store_true",
-        help="BatchNorm in training mode when generating, as the original release",
+        help="BatchNorm in training mode when generating (batch statistics over all K x B samples "
+        "of a step; the original release normalised each sample's B frames separately)",
     )
     p.add_argument(
         "--psnr-cap",

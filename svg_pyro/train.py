@@ -2,7 +2,13 @@
 
 A run folder ``DIR`` holds ``config.json``, ``metrics.jsonl`` (one JSON object per logged step:
 ``step``, ``loss`` (the paper's objective), ``recon``, ``kl``, ``neg_elbo``, ``seconds``),
-TensorBoard scalars under ``DIR/tb`` and ``checkpoint.pt``.
+TensorBoard scalars under ``DIR/tb`` and ``checkpoint.pt``. With ``eval_every`` set, held-out
+rows (``"eval": true``, see :mod:`svg_pyro.heldout`) join ``metrics.jsonl``, previews go to
+``DIR/previews/step_NNNNNN.{png,gif}`` and ``best.pt`` holds the best held-out model so far.
+
+SIGINT and SIGTERM during :meth:`Trainer.fit` finish the step in flight, write ``checkpoint.pt``
+for it and raise :class:`svg_pyro.signals.Interrupted` (all ranks stop at the same step under
+``torchrun``); a second signal quits at once and leaves the previous checkpoint as it was.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ import contextlib
 import json
 import os
 import random
+import signal
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import fields
@@ -24,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from svg_pyro import distributed
+from svg_pyro import distributed, pretrained, signals
 from svg_pyro.config import SVGConfig, TrainConfig
 from svg_pyro.data import BAIR, KTH, StochasticMovingMNIST
 from svg_pyro.elbo import SVGLoss
@@ -32,6 +40,7 @@ from svg_pyro.errors import TrainingError, UsageError
 from svg_pyro.svg import SVG
 
 CHECKPOINT = "checkpoint.pt"
+BEST = "best.pt"
 METRICS = "metrics.jsonl"
 CONFIG = "config.json"
 TERMS = ("loss", "recon", "kl", "neg_elbo")
@@ -99,10 +108,19 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``: a file that would run code is refused."""
+    """Read a checkpoint with ``weights_only=True``: a file that would run code is refused.
+
+    ``path`` may also name a shipped model (``"smmnist-lp"``, see :mod:`svg_pyro.pretrained`):
+    its weights file is checked against the registry's sha256 and read the same way.
+    """
+    if not Path(path).exists() and pretrained.is_pretrained_name(path):
+        return pretrained.read_weights(pretrained.weights_path(str(path)), map_location)
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        shipped = ", ".join(pretrained.available()) or "none"
+        raise FileNotFoundError(
+            f"checkpoint {path} does not exist (and is not a shipped model: {shipped})"
+        )
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # UnpicklingError for code, others for corrupt files
@@ -160,6 +178,13 @@ def train_dataset(model_config: SVGConfig, train_config: TrainConfig) -> Dataset
     )
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers ignore SIGINT/SIGTERM: the main process decides when to stop (a
+    Ctrl-C reaches the whole process group, and a dead worker would fail the step in flight)."""
+    for s in signals.SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
+
+
 def batches(
     dataset: Dataset,
     batch_size: int,
@@ -186,6 +211,7 @@ def batches(
         num_workers=num_workers,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=False,
+        worker_init_fn=_ignore_stop_signals if num_workers else None,
         # its own generator: creating the iterator must not draw from the global torch RNG,
         # or a resumed run's latent noise would be shifted by one draw
         generator=torch.Generator().manual_seed(start_step),
@@ -218,10 +244,36 @@ def prepare_networks(svg: SVG, train_config: TrainConfig, device: torch.device) 
         svg.decoder.compile()
 
 
-def make_adam(module: torch.nn.Module, train_config: TrainConfig) -> torch.optim.Adam:
-    """Adam over ``module``'s parameters, with the fused kernel where torch has one (CUDA, CPU)."""
+def loss_scale(model_config: SVGConfig, train_config: TrainConfig) -> float:
+    """The factor between our training loss and the paper's objective: ``B * P / (2 sigma^2)``.
+
+    The loss backpropagated is the negative ELBO summed over the (global) batch of ``B``
+    sequences; the paper's objective is ``sum_t [MSE_t + beta KL_t]`` averaged over the batch.
+    Up to a constant, the first is the second times this factor.
+    """
+    return train_config.batch_size * model_config.pixels / (2.0 * model_config.obs_sigma**2)
+
+
+def adam_eps(model_config: SVGConfig | None, train_config: TrainConfig) -> float:
+    """The ``eps`` handed to Adam so that ``train_config.adam_eps`` acts in its stated units."""
+    if train_config.adam_eps_units == "loss" or model_config is None:
+        return train_config.adam_eps
+    return train_config.adam_eps * loss_scale(model_config, train_config)
+
+
+def make_adam(
+    module: torch.nn.Module, train_config: TrainConfig, model_config: SVGConfig | None = None
+) -> torch.optim.Adam:
+    """Adam over ``module``'s parameters, with the fused kernel where torch has one (CUDA, CPU).
+
+    With ``model_config`` and ``adam_eps_units="paper"``, eps is scaled by :func:`loss_scale`,
+    so the updates are those of Adam on the paper's objective (Adam is otherwise invariant to a
+    constant factor on the loss). Without ``model_config`` eps is used as given.
+    """
     kwargs: dict[str, Any] = dict(
-        lr=train_config.lr, betas=(train_config.adam_beta1, train_config.adam_beta2)
+        lr=train_config.lr,
+        betas=(train_config.adam_beta1, train_config.adam_beta2),
+        eps=adam_eps(model_config, train_config),
     )
     try:
         return torch.optim.Adam(module.parameters(), fused=True, **kwargs)
@@ -273,11 +325,18 @@ class Trainer:
             self.forward = DistributedDataParallel(self.loss_fn, device_ids=ids)
             seed_everything(train_config.seed + 7919 * self.dist.rank)  # per-rank latent noise
         prepare_networks(self.svg, train_config, self.device)
-        self.optimizer = make_adam(self.svg, train_config)
+        self.optimizer = make_adam(self.svg, train_config, model_config)
         self.step = 0
         self.elapsed = 0.0
         self.skipped = 0  # non-finite steps skipped so far
         self.bad_in_a_row = 0
+        # terms of the steps since the last logged record (a record averages log_every steps;
+        # checkpoints carry these, so a run resumed mid-window logs what an uninterrupted one does)
+        self._sums = {k: torch.zeros((), device=self.device) for k in TERMS}
+        self._n_summed = 0
+        self.heldout: Any = None  # the held-out set (rank 0, built at the first evaluation)
+        self.best: dict[str, Any] | None = None  # {"metric", "score", "step"} of best.pt
+        self.last_eval: dict[str, Any] | None = None
         if resume and (self.out / CHECKPOINT).exists():
             self._restore(self.out / CHECKPOINT)
         elif resume:
@@ -305,13 +364,15 @@ class Trainer:
             "train_config": self.cfg.to_dict(),
             "rng": rng_state(),
             "rng_per_rank": distributed.gather_objects(rng_state(), self.dist),
+            "pending_log_per_rank": distributed.gather_objects(self._pending_log(), self.dist),
+            "best": self.best,
             "format": 1,
         }
 
-    def save(self) -> Path | None:
-        """Write ``checkpoint.pt`` atomically (rank 0); refuses weights that are not finite."""
+    def save(self, name: str = CHECKPOINT) -> Path | None:
+        """Write ``checkpoint.pt`` (or ``name``) atomically (rank 0); refuses non-finite weights."""
         ckpt = self.checkpoint()
-        path = self.out / CHECKPOINT
+        path = self.out / name
         if not self.dist.is_main:
             return None
         bad = [
@@ -321,6 +382,9 @@ class Trainer:
             raise TrainingError(f"refusing to write non-finite values into {path}: {bad[:5]}")
         atomic_save(ckpt, path)
         return path
+
+    def _pending_log(self) -> dict[str, Any]:
+        return {"n": self._n_summed, **{k: v.detach().cpu().clone() for k, v in self._sums.items()}}
 
     def _restore(self, path: Path) -> None:
         ckpt = load_checkpoint(path, map_location=self.device)
@@ -341,6 +405,14 @@ class Trainer:
             set_rng_state(per_rank[self.dist.rank])
         elif self.dist.is_main:  # a different number of processes: rank 0 keeps its stream
             set_rng_state(ckpt["rng"])
+        pending = ckpt.get("pending_log_per_rank") or []
+        if len(pending) == self.dist.world_size:
+            mine = pending[self.dist.rank]
+            self._n_summed = int(mine["n"])
+            for k in TERMS:
+                self._sums[k] = mine[k].to(self.device).clone()
+        self._last_saved = self.step
+        self.best = ckpt.get("best")
         if self.dist.is_main:
             self._truncate_metrics(self.step)
 
@@ -394,11 +466,15 @@ class Trainer:
         steps: int | None = None,
         progress: bool = True,
         callback: Callable[[dict[str, Any]], None] | None = None,
+        handle_signals: bool = True,
     ) -> list[dict[str, Any]]:
         """Train until ``steps`` (default: the config's) total steps; returns the logged records.
 
         Raises :class:`TrainingError` after ``max_bad_steps`` non-finite steps in a row; the last
-        checkpoint written before them is left as it was.
+        checkpoint written before them is left as it was. With ``handle_signals`` (main thread
+        only), SIGINT or SIGTERM ends the step in flight, saves ``checkpoint.pt`` for it and
+        raises :class:`svg_pyro.signals.Interrupted` (``.step``, ``.checkpoint``,
+        ``.exit_status`` 130 / 143); a second signal ends the process at once.
         """
         total = self.cfg.steps if steps is None else steps
         records: list[dict[str, Any]] = []
@@ -414,8 +490,7 @@ class Trainer:
             world_size=self.dist.world_size,
         )
         writer = _summary_writer(self.out / "tb") if main else _NullWriter()
-        sums = {k: torch.zeros((), device=self.device) for k in TERMS}
-        n_summed = 0
+        sums = self._sums
         bar = tqdm(
             total=total,
             initial=self.step,
@@ -427,8 +502,22 @@ class Trainer:
         lock = run_folder_lock(self.out) if main else contextlib.nullcontext()
         lock.__enter__()
         log = open(self.out / METRICS, "a") if main else None
+        stop = (
+            signals.StopRequest(
+                notice="svg-pyro train: {signal}: finishing the step in flight, then saving "
+                "(send it again to quit at once)"
+                if main
+                else None,
+                on_second=self._quit_now,
+                echo_window=signals.ECHO_WINDOW_S
+                if self.dist.enabled or "TORCHELASTIC_RUN_ID" in os.environ
+                else 0.0,
+            )
+            if handle_signals
+            else contextlib.nullcontext(signals.StopRequest())
+        )
         try:
-            with pyro.validation_enabled(False):
+            with pyro.validation_enabled(False), stop as request:
                 while self.step < total:
                     frames = next(data)["frames"].to(self.device, non_blocking=True)
                     terms = self.train_step(frames)
@@ -441,7 +530,7 @@ class Trainer:
                     if terms is not None:
                         for k in TERMS:
                             sums[k] += terms[k]
-                        n_summed += 1
+                        self._n_summed += 1
                     self.step += 1
                     bar.update(1)
                     last = self.step == total
@@ -449,6 +538,7 @@ class Trainer:
                         now = time.perf_counter()
                         self.elapsed += now - t_last
                         t_last = now
+                        n_summed = self._n_summed
                         means = {k: v / max(n_summed, 1) for k, v in sums.items()}
                         means = {
                             k: distributed.all_reduce_mean(v, self.dist) for k, v in means.items()
@@ -464,21 +554,36 @@ class Trainer:
                                 if record[k] is not None:
                                     writer.add_scalar(f"train/{k}", record[k], self.step)
                             if n_summed:
-                                bar.set_postfix(
-                                    loss=f"{record['loss']:.4g}", kl=f"{record['kl']:.3g}"
-                                )
+                                post = {
+                                    "loss": f"{record['loss']:.4g}",
+                                    "kl": f"{record['kl']:.3g}",
+                                }
+                                if self.last_eval is not None:
+                                    post["ssim"] = f"{self.last_eval['ssim_best']:.3f}"
+                                bar.set_postfix(post)
                         records.append(record)
                         if callback is not None:
                             callback(record)
                         for k in TERMS:
                             sums[k].zero_()
-                        n_summed = 0
+                        self._n_summed = 0
+                    if self.cfg.eval_every and self.step % self.cfg.eval_every == 0:
+                        now = time.perf_counter()
+                        self.elapsed += now - t_last
+                        self._heldout_eval(writer, log)
+                        t_last = time.perf_counter()
+                        self.elapsed += t_last - now
                     if self.step % self.cfg.checkpoint_every == 0 or last:
                         now = time.perf_counter()
                         self.elapsed += now - t_last
                         t_last = now
                         self.save()
                         self._last_saved = self.step
+                    # every rank learns of a signal to any rank, and all stop after this step
+                    signum = distributed.max_int(request.signum or 0, self.dist, self.device)
+                    if signum and not last:
+                        self.elapsed += time.perf_counter() - t_last
+                        self._stop(signum)
         finally:
             bar.close()
             writer.close()
@@ -488,6 +593,68 @@ class Trainer:
         return records
 
     _last_saved: int | None = None
+
+    def _heldout_eval(self, writer: Any, log: Any) -> None:
+        """Score the held-out set (rank 0), log it, and write ``best.pt`` when the score is the
+        best so far (:data:`svg_pyro.heldout.BEST_SCORE`, higher is better). Touches no RNG
+        stream, weight or statistic of the training run."""
+        from svg_pyro.heldout import BEST_SCORE, HeldOut
+
+        improved = 0
+        if self.dist.is_main:
+            setup = None
+            if self.heldout is None:
+                t0 = time.perf_counter()
+                self.heldout = HeldOut(self.model_config, self.cfg, self.device)
+                setup = round(time.perf_counter() - t0, 3)
+            row, image = self.heldout.evaluate(self.svg, self.step, self.out / "previews")
+            if setup is not None:
+                row["setup_seconds"] = setup  # drawing the held-out set, once per process
+            row["seconds"] = round(self.elapsed + row["eval_seconds"], 3)
+            score = row[BEST_SCORE]
+            improved = int(self.best is None or score > self.best["score"])
+            if improved:
+                self.best = {"metric": BEST_SCORE, "score": score, "step": self.step}
+            row["best_step"] = self.best["step"] if self.best else None
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            for k, v in row.items():
+                if k not in ("eval", "step") and isinstance(v, float):
+                    writer.add_scalar(f"heldout/{k}", v, self.step)
+            if image is not None:
+                writer.add_image("heldout/preview", image, self.step, dataformats="HWC")
+            self.last_eval = row
+        if distributed.max_int(improved, self.dist, self.device):
+            self.save(BEST)  # a collective (every rank's RNG state); rank 0 writes
+
+    def _stop(self, signum: int) -> None:
+        """Save the last completed step (unless just saved) on every rank's behalf; raise."""
+        if self._last_saved != self.step:
+            self.save()
+            self._last_saved = self.step
+        distributed.barrier(self.dist)  # no rank exits (and so no launcher kills) mid-write
+        path = self.out / CHECKPOINT
+        err = signals.Interrupted(
+            signum, f"stopped by {signals.signal_name(signum)}; saved step {self.step} to {path}"
+        )
+        err.step, err.checkpoint = self.step, path
+        raise err
+
+    def _quit_now(self, signum: int) -> None:
+        """A second signal: drop a half-written checkpoint; the previous one stays as it was."""
+        if not self.dist.is_main:
+            return
+        (self.out / (CHECKPOINT + ".tmp")).unlink(missing_ok=True)
+        kept = (
+            f"{self.out / CHECKPOINT} (step {self._last_saved}) is as it was"
+            if self._last_saved is not None
+            else "no checkpoint was written"
+        )
+        print(
+            f"svg-pyro train: second {signals.signal_name(signum)}: quitting now; {kept}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 @contextlib.contextmanager
@@ -523,6 +690,9 @@ def run_folder_lock(out: Path) -> Iterator[None]:
 
 class _NullWriter:
     def add_scalar(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def add_image(self, *args: Any, **kwargs: Any) -> None:
         pass
 
     def close(self) -> None:

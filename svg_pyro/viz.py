@@ -150,6 +150,79 @@ def plot_metrics(metrics_jsonl: str | Path, out_png: str | Path) -> Path:
     return save_figure(fig, out_png)
 
 
+def run_curves(run: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """A run folder's ``metrics.jsonl`` as arrays: ``train`` rows and held-out ``eval`` rows, each
+    ``{column: values}`` (``step``, ``seconds`` and the logged terms; missing values are NaN)."""
+    path = Path(run) / "metrics.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run} has no metrics.jsonl (not a run folder?)")
+    rows: dict[str, list[dict]] = {"train": [], "eval": []}
+    for line in path.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a crash
+        rows["eval" if r.get("eval") else "train"].append(r)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for kind, rs in rows.items():
+        keys = sorted({k for r in rs for k, v in r.items() if isinstance(v, (int, float))})
+        out[kind] = {
+            k: np.array([np.nan if r.get(k) is None else float(r[k]) for r in rs]) for k in keys
+        }
+    return out
+
+
+# (row kind, column, panel title, log scale)
+RUN_PANELS = (
+    ("train", "loss", "train objective (recon + beta KL)", True),
+    ("train", "kl", "train KL (nats, sum over t)", True),
+    ("eval", "ssim_best", "held-out best-of-K SSIM", False),
+    ("eval", "test_elbo_per_frame", "held-out ELBO (nats / frame)", False),
+)
+
+
+def plot_runs(runs: Sequence[str | Path], out_png: str | Path) -> Path:
+    """Training and held-out curves of one or several runs, against the step (top row) and the
+    wall time (bottom row), one colour per run; held-out SSIM panels also show copy-last and blank
+    (dotted, dashed) of the first run that has them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not runs:
+        raise ValueError("plot-run needs at least one run folder")
+    curves = [(Path(r), run_curves(r)) for r in runs]
+    names = [p.name for p, _ in curves]
+    labels = names if len(set(names)) == len(names) else [str(p) for p, _ in curves]
+    fig, axes = plt.subplots(2, len(RUN_PANELS), figsize=(4.2 * len(RUN_PANELS), 6.4))
+    for row, (xkey, xlabel, xscale) in enumerate(
+        (("step", "step", 1.0), ("seconds", "wall time (min)", 1 / 60))
+    ):
+        for col, (kind, key, title, log) in enumerate(RUN_PANELS):
+            ax = axes[row, col]
+            for i, (_, c) in enumerate(curves):
+                d = c[kind]
+                if key in d and xkey in d and np.isfinite(d[key]).any():
+                    ax.plot(d[xkey] * xscale, d[key], color=f"C{i}", lw=1.3, label=labels[i],
+                            marker="o" if kind == "eval" else None, ms=3)  # fmt: skip
+            if key == "ssim_best":
+                ref = next((c["eval"] for _, c in curves if "copy_last_ssim" in c["eval"]), None)
+                if ref is not None:
+                    ax.axhline(ref["copy_last_ssim"][0], color="gray", ls=":", label="copy-last")
+                    ax.axhline(ref["blank_ssim"][0], color="gray", ls="--", label="blank")
+            if log and ax.lines:
+                ax.set_yscale("log")
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel(xlabel)
+            ax.grid(alpha=0.3)
+    for ax in (axes[0, 0], axes[0, 2]):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, out_png)
+
+
 def save_figure(fig, out_png: str | Path, dpi: int = 110, close: bool = True) -> Path:
     """Write a matplotlib figure to ``out_png`` (parent folders created); close it unless asked."""
     out_png = Path(out_png)

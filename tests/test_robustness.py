@@ -181,7 +181,6 @@ def test_two_process_gloo_run_matches_one_process(tmp_path):
         (single[k] - init[k]).abs().max().item() for k in init if init[k].is_floating_point()
     )
     assert change > 100 * moved  # the runs moved far more than they differ
-    assert not (tmp_path / "ddp/tb").exists() or (tmp_path / "ddp/metrics.jsonl").exists()
     steps = [
         json.loads(x)["step"] for x in (tmp_path / "ddp/metrics.jsonl").read_text().splitlines()
     ]

@@ -2,10 +2,13 @@
 
 import json
 
+import pyro
 import pytest
 import torch
 
+from svg_pyro import SVG, SVGConfig, SVGLoss
 from svg_pyro.cli import main
+from svg_pyro.config import TrainConfig
 from svg_pyro.errors import UsageError
 from svg_pyro.train import (
     Trainer,
@@ -14,6 +17,7 @@ from svg_pyro.train import (
     load_model,
     run_folder_lock,
 )
+from tests.conftest import tiny_config
 
 
 def small(steps, **kw):
@@ -137,3 +141,67 @@ def test_a_run_folder_in_use_is_refused(tmp_path, capsys):
     assert len(trainer.fit(progress=False)) == 2  # free again: the run goes ahead
     with run_folder_lock(tmp_path):  # and fit released the folder when it ended
         pass
+
+
+# -- Adam's eps in the paper's units (issue 15, item 1) -------------------------------------------
+def _first_adam_update(units: str, batch_size: int = 3):
+    """One Adam step of the tiny model; returns (updates, paper-scale gradients, lr, eps)."""
+    from svg_pyro.train import loss_scale, make_adam
+
+    model_cfg = tiny_config()
+    train_cfg = TrainConfig(lr=0.002, batch_size=batch_size, adam_eps_units=units)
+    pyro.set_rng_seed(0)  # the same initial weights on every call
+    svg = SVG(model_cfg)
+    frames = torch.rand(batch_size, 5, 1, 64, 64, generator=torch.Generator().manual_seed(4))
+    opt = make_adam(svg, train_cfg, model_cfg)
+    before = {n: p.detach().clone() for n, p in svg.named_parameters()}
+    pyro.set_rng_seed(1)
+    with pyro.validation_enabled(False):
+        SVGLoss(svg)(frames).backward()
+    factor = loss_scale(model_cfg, train_cfg)
+    paper_grads = {n: p.grad.detach() / factor for n, p in svg.named_parameters()}
+    opt.step()
+    updates = {n: p.detach() - before[n] for n, p in svg.named_parameters()}
+    return updates, paper_grads, factor
+
+
+def test_loss_scale_is_batch_times_pixels_over_two_sigma_squared():
+    from svg_pyro.train import loss_scale
+
+    model_cfg = SVGConfig(obs_sigma=0.5)
+    assert loss_scale(model_cfg, TrainConfig(batch_size=100)) == 100 * 4096 / (2 * 0.25)
+    assert loss_scale(SVGConfig(), TrainConfig(batch_size=100)) == pytest.approx(409_600)
+
+
+def test_first_adam_update_equals_the_originals_from_paper_scale_gradients():
+    """The original's first Adam step on its objective: -lr * g / (|g| + 1e-8), g paper-scale."""
+    updates, paper_grads, _ = _first_adam_update("paper")
+    for name, g in paper_grads.items():
+        expected = -0.002 * g / (g.abs() + 1e-8)
+        assert torch.allclose(updates[name], expected, rtol=1e-4, atol=2e-7), name
+
+
+def test_eps_in_loss_units_keeps_the_old_larger_prior_updates():
+    """``adam_eps_units="loss"``: eps against our loss's (409,600x larger) gradients, as before.
+
+    The prior's and posterior's paper-scale gradients are tiny, so there the original update is
+    noticeably smaller than a full ``lr`` step; with eps in loss units it is not.
+    """
+    paper, grads, factor = _first_adam_update("paper")
+    loss, _, _ = _first_adam_update("loss")
+    for name, g in grads.items():
+        expected = -0.002 * (g * factor) / ((g * factor).abs() + 1e-8)
+        assert torch.allclose(loss[name], expected, rtol=1e-4, atol=2e-7), name
+    prior = [n for n in grads if n.startswith("prior.")]
+    ratio = (
+        torch.cat([paper[n].abs().flatten() for n in prior]).sum()
+        / torch.cat([loss[n].abs().flatten() for n in prior]).sum()
+    )
+    assert ratio < 0.9, ratio  # the eps fix changes the prior's step size
+
+
+def test_adam_eps_settings_are_validated():
+    with pytest.raises(ValueError, match="adam_eps_units"):
+        TrainConfig(adam_eps_units="pixels")
+    with pytest.raises(ValueError, match="adam_eps"):
+        TrainConfig(adam_eps=-1.0)
