@@ -1,4 +1,5 @@
-"""``make demo``: train the ``tiny`` preset on the embedded digits, then draw what it learned."""
+"""``make demo``: the shipped SVG-LP's futures of test sequences (seconds), then train the
+``tiny`` preset on the embedded digits for a few minutes and draw what it learned."""
 
 from __future__ import annotations
 
@@ -6,9 +7,59 @@ from pathlib import Path
 
 import torch
 
+from svg_pyro import pretrained
+from svg_pyro.config import EVAL_PROTOCOLS
 from svg_pyro.data import StochasticMovingMNIST
+from svg_pyro.svg import SVG
 from svg_pyro.train import CHECKPOINT, METRICS, Trainer, build_configs
 from svg_pyro.viz import plot_metrics, sample_grid, save_gif, save_png, stack_rows, video_frames
+
+SHIPPED = "smmnist-lp"
+
+
+def draw_futures(
+    svg: SVG,
+    out: Path,
+    stem: str,
+    n_past: int,
+    n_future: int,
+    num_digits: int,
+    n_sequences: int = 3,
+    n_samples: int = 3,
+    seed: int = 0,
+) -> dict[str, Path]:
+    """Sample ``n_samples`` futures of ``n_sequences`` SM-MNIST test sequences (test digits,
+    ``seed``) and write ``out/STEM.gif`` (context, truth and samples side by side, one frame a
+    time step) and ``out/STEM.png`` (the same as a grid)."""
+    test = StochasticMovingMNIST(
+        num_digits=num_digits, seq_len=n_past + n_future, split="test", seed=seed,
+        length=n_sequences,
+    )  # fmt: skip
+    frames = torch.stack([test[i]["frames"] for i in range(n_sequences)])
+    torch.manual_seed(seed)
+    samples = svg.generate(frames[:, :n_past], n_future, n_samples)  # [K, B, F, C, H, W]
+    gif_rows, grids = [], []
+    for b in range(n_sequences):
+        ctx, truth, smp = frames[b, :n_past], frames[b, n_past:], samples[:, b]
+        gif_rows.append(video_frames(ctx, truth, smp))
+        grids.append(sample_grid(ctx, truth, smp))
+    gif = [stack_rows([rows[t] for rows in gif_rows]) for t in range(len(gif_rows[0]))]
+    return {
+        "gif": save_gif(out / f"{stem}.gif", gif),
+        "grid": save_png(out / f"{stem}.png", stack_rows(grids, gap=8)),
+    }
+
+
+def show_shipped(out: str | Path, name: str = SHIPPED, **kw) -> dict[str, Path]:
+    """Futures from the shipped model ``name`` (5 -> 20 frames of two-digit test sequences);
+    returns ``{}`` when the installation ships no such model."""
+    if name not in pretrained.available():
+        return {}
+    svg = pretrained.load_pretrained(name)
+    n_past, n_future = EVAL_PROTOCOLS["smmnist"]
+    with torch.no_grad():
+        paths = draw_futures(svg, Path(out), "pretrained", n_past, n_future, 2, **kw)
+    return {f"pretrained_{k}": v for k, v in paths.items()}
 
 
 def run_demo(
@@ -17,36 +68,25 @@ def run_demo(
     n_sequences: int = 3,
     n_samples: int = 3,
     progress: bool = True,
+    shipped: bool = True,
 ) -> dict[str, Path]:
-    """Train (or resume) ``tiny`` for ``steps`` steps on CPU and write the demo pictures.
+    """Show the shipped model's futures, then train (or resume) ``tiny`` for ``steps`` steps
+    on CPU and draw its samples.
 
-    Returns the paths of ``gif`` (context, truth and samples of test sequences side by side),
-    ``grid`` (the same as a PNG), ``curves`` (loss curves) and ``checkpoint``.
+    Returns the paths of ``pretrained_gif`` / ``pretrained_grid`` (when a model is shipped and
+    ``shipped``), ``gif`` and ``grid`` (the tiny model's context, truth and samples), ``curves``
+    (loss curves) and ``checkpoint``.
     """
     out = Path(out)
+    paths = show_shipped(out, n_sequences=n_sequences, n_samples=n_samples) if shipped else {}
+    if paths and progress:
+        print(f"shipped {SHIPPED}: {paths['pretrained_gif']}", flush=True)
     model_cfg, train_cfg = build_configs("tiny", steps=steps, device="cpu")
     trainer = Trainer(model_cfg, train_cfg, out, resume=(out / CHECKPOINT).exists(), preset="tiny")
     trainer.fit(progress=progress)
-
     svg = trainer.svg.eval()
-    test = StochasticMovingMNIST(
-        num_digits=train_cfg.num_digits, seq_len=model_cfg.seq_len, split="test", seed=0,
-        length=n_sequences,
-    )  # fmt: skip
-    frames = torch.stack([test[i]["frames"] for i in range(n_sequences)])
-    n_past, n_future = model_cfg.n_past, model_cfg.n_future
-    torch.manual_seed(0)
-    samples = svg.generate(frames[:, :n_past], n_future, n_samples)  # [K, B, F, C, H, W]
-
-    gif_rows, grids = [], []
-    for b in range(n_sequences):
-        ctx, truth, smp = frames[b, :n_past], frames[b, n_past:], samples[:, b]
-        gif_rows.append(video_frames(ctx, truth, smp))
-        grids.append(sample_grid(ctx, truth, smp))
-    gif = [stack_rows([rows[t] for rows in gif_rows]) for t in range(len(gif_rows[0]))]
-    return {
-        "gif": save_gif(out / "demo.gif", gif),
-        "grid": save_png(out / "samples.png", stack_rows(grids, gap=8)),
-        "curves": plot_metrics(out / METRICS, out / "loss.png"),
-        "checkpoint": out / CHECKPOINT,
-    }
+    p, f, digits = model_cfg.n_past, model_cfg.n_future, train_cfg.num_digits
+    paths.update(draw_futures(svg, out, "demo", p, f, digits, n_sequences, n_samples))
+    paths["curves"] = plot_metrics(out / METRICS, out / "loss.png")
+    paths["checkpoint"] = out / CHECKPOINT
+    return paths

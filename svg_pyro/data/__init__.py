@@ -4,6 +4,7 @@ from svg_pyro.data.bair import BAIR, write_bair_testset
 from svg_pyro.data.digits import load_digits
 from svg_pyro.data.kth import KTH, write_kth_testset
 from svg_pyro.data.moving_mnist import StochasticMovingMNIST
+from svg_pyro.data.srvp import srvp_testset, write_srvp_testset
 from svg_pyro.data.testsets import (
     TestSet,
     load_testset,
@@ -19,7 +20,9 @@ __all__ = [
     "load_digits",
     "load_testset",
     "smmnist_test_sequences",
+    "srvp_testset",
     "write_bair_testset",
     "write_kth_testset",
     "write_smmnist_testset",
+    "write_srvp_testset",
 ]

@@ -81,7 +81,12 @@ def write_smmnist_testset(
 
 
 def load_testset(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a test set written by this package; ``ValueError`` if it is not one."""
+    """Read a stored test set; ``ValueError`` if it is not one.
+
+    Takes this package's layout (``frames`` uint8 ``[N, T, C, H, W]``) and SRVP's
+    (``sequences`` uint8 ``[T, N, H, W]``, time-major, as :mod:`svg_pyro.data.srvp` and SRVP's
+    own script write it), which is returned with ``frames`` in this package's layout.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"test set {path} does not exist")
@@ -90,9 +95,14 @@ def load_testset(path: str | Path) -> dict[str, np.ndarray]:
             out = {k: data[k] for k in data.files}
     except Exception as err:  # zipfile/pickle errors: say which file
         raise ValueError(f"{path} is not a readable .npz test set: {err}") from None
+    if "frames" not in out and "sequences" in out and out["sequences"].ndim == 4:
+        out["frames"] = np.ascontiguousarray(out["sequences"].transpose(1, 0, 2, 3)[:, :, None])
     frames = out.get("frames")
     if frames is None or frames.dtype != np.uint8 or frames.ndim != 5:
-        raise ValueError(f"{path}: expected key 'frames' uint8 [N, T, C, H, W]")
+        raise ValueError(
+            f"{path}: expected key 'frames' uint8 [N, T, C, H, W] "
+            "(or SRVP's 'sequences' [T, N, H, W])"
+        )
     return out
 
 

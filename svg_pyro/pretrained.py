@@ -1,0 +1,183 @@
+"""Trained weights that ship with the package: ``load_pretrained("smmnist-lp")``.
+
+Each shipped model is one weights-only file ``svg_pyro/weights/NAME.pt`` (the model's
+``state_dict`` stored in fp16, its :class:`~svg_pyro.config.SVGConfig` and a few facts of its
+training) and a model card ``svg_pyro/weights/NAME.md``. ``svg_pyro/weights/registry.json``
+lists the names with each file's sha256; a file whose hash differs is refused. A registered
+name is accepted wherever a checkpoint path is (``svg-pyro sample/evaluate/analyze --checkpoint
+smmnist-lp``): :func:`svg_pyro.train.load_checkpoint` resolves it here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from svg_pyro.config import SVGConfig
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+REGISTRY = "registry.json"
+FORMAT = "svg-pyro-weights-1"
+
+
+def _dir(weights_dir: str | Path | None) -> Path:
+    return Path(WEIGHTS_DIR if weights_dir is None else weights_dir)
+
+
+def _registry(weights_dir: Path | None = None) -> dict[str, dict[str, Any]]:
+    path = _dir(weights_dir) / REGISTRY
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text())
+
+
+def available(weights_dir: Path | None = None) -> list[str]:
+    """Names of the shipped models."""
+    return sorted(_registry(weights_dir))
+
+
+def is_pretrained_name(name: str | Path, weights_dir: Path | None = None) -> bool:
+    """True for a registered name (a string without a path separator or suffix)."""
+    text = str(name)
+    return "/" not in text and not text.endswith(".pt") and text in _registry(weights_dir)
+
+
+def sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_path(name: str, weights_dir: Path | None = None) -> Path:
+    """The verified file of a shipped model; ``ValueError`` for an unknown name or a bad hash."""
+    registry = _registry(weights_dir)
+    if name not in registry:
+        raise ValueError(f"no shipped model named {name!r}; available: {sorted(registry)}")
+    entry = registry[name]
+    path = _dir(weights_dir) / entry["file"]
+    if not path.is_file():
+        raise FileNotFoundError(f"shipped weights {path} are missing from the installation")
+    found = sha256(path)
+    if found != entry["sha256"]:
+        raise ValueError(
+            f"refusing {path}: sha256 {found} does not match the registry's {entry['sha256']}"
+        )
+    return path
+
+
+def read_weights(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A weights file as a checkpoint-like dict: ``model`` (fp32), ``config``, ``train_config``,
+    ``step`` and ``meta``."""
+    data = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an svg-pyro weights file ({FORMAT})")
+    data["model"] = {k: v.float() if v.is_floating_point() else v for k, v in data["model"].items()}
+    return data
+
+
+def load_pretrained(name: str, device: str | torch.device = "cpu"):
+    """The shipped model ``name`` (e.g. ``"smmnist-lp"``) as an :class:`~svg_pyro.svg.SVG` in
+    eval mode (BatchNorm uses its running statistics), on ``device``."""
+    from svg_pyro.svg import SVG  # svg imports the Pyro program; keep this module light
+
+    data = read_weights(weights_path(name), map_location=device)
+    svg = SVG(SVGConfig.from_dict(data["config"])).to(device)
+    svg.load_state_dict(data["model"])
+    return svg.eval()
+
+
+def model_card(name: str, weights_dir: Path | None = None) -> str:
+    """The model card (Markdown) of a shipped model."""
+    entry = _registry(weights_dir).get(name)
+    if entry is None:
+        raise ValueError(f"no shipped model named {name!r}; available: {available(weights_dir)}")
+    return (_dir(weights_dir) / entry["card"]).read_text()
+
+
+def export_weights(
+    checkpoint: dict[str, Any],
+    name: str,
+    weights_dir: str | Path | None = None,
+    meta: dict[str, Any] | None = None,
+    dtype: torch.dtype = torch.float16,
+) -> Path:
+    """Write ``checkpoint``'s weights as ``weights_dir/NAME.pt`` and register its sha256.
+
+    Only the model's tensors (floating ones cast to ``dtype``), its configs, step and ``meta``
+    are written: no optimizer state, no RNG state. The model card ``NAME.md`` is the caller's.
+    """
+    weights_dir = _dir(weights_dir)
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    state = {
+        k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().clone()
+        for k, v in checkpoint["model"].items()
+    }
+    data = {
+        "format": FORMAT,
+        "model": state,
+        "config": SVGConfig.from_dict(checkpoint["config"]).to_dict(),
+        "train_config": dict(checkpoint.get("train_config") or {}),
+        "step": int(checkpoint.get("step", -1)),
+        "meta": dict(meta or {}),
+    }
+    path = weights_dir / f"{name}.pt"
+    torch.save(data, path)
+    registry = _registry(weights_dir)
+    registry[name] = {"file": path.name, "card": f"{name}.md", "sha256": sha256(path)}
+    (weights_dir / REGISTRY).write_text(json.dumps(registry, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def round_trip_error(
+    checkpoint: dict[str, Any], path: str | Path, n_future: int = 20, n_samples: int = 4
+) -> float:
+    """Largest difference between samples of ``checkpoint``'s fp32 weights and of the stored
+    file ``path`` (same context, same seed, eval mode): what fp16 storage changes."""
+    from svg_pyro.data import StochasticMovingMNIST
+    from svg_pyro.svg import SVG
+
+    config = SVGConfig.from_dict(checkpoint["config"])
+    test = StochasticMovingMNIST(num_digits=2, seq_len=5, split="test", seed=0, length=4)
+    context = torch.stack([test[i]["frames"] for i in range(4)])[:, :, : config.channels]
+    out = []
+    for state in (checkpoint["model"], read_weights(path)["model"]):
+        svg = SVG(config)
+        svg.load_state_dict(state)
+        svg.eval()
+        torch.manual_seed(0)
+        with torch.no_grad():
+            out.append(svg.generate(context, n_future, n_samples))
+    return float((out[0] - out[1]).abs().max())
+
+
+def cmd_export(args: Any) -> int:
+    from svg_pyro.train import load_checkpoint
+
+    ckpt = load_checkpoint(args.checkpoint)
+    meta = {"source_step": int(ckpt.get("step", -1)), "elapsed_s": ckpt.get("elapsed")}
+    path = export_weights(ckpt, args.name, args.weights_dir, meta=meta)
+    err = round_trip_error(ckpt, path)
+    size = path.stat().st_size / 2**20
+    print(f"{path} ({size:.2f} MiB, step {meta['source_step']}): fp16 samples differ by {err:.2e}")
+    if err > 1e-3:
+        print(f"warning: fp16 storage changes samples by {err:.2e} > 1e-3", flush=True)
+        return 1
+    return 0
+
+
+def add_parser(sub: Any) -> None:
+    """``svg-pyro export-weights``: a checkpoint's weights as a shipped model (maintainers)."""
+    p = sub.add_parser(
+        "export-weights",
+        help="write a checkpoint's weights (fp16, weights only) as a shipped model and register it",
+    )
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt to export")
+    p.add_argument("--name", required=True, help="the model's name, e.g. smmnist-lp")
+    p.add_argument("--weights-dir", default=None, help="default: the package's svg_pyro/weights")
+    p.set_defaults(func=cmd_export)
