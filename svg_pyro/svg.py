@@ -298,3 +298,26 @@ class SVG(nn.Module):
             carry = context_carry(self, h, skips, prior_state, pred_state, n_samples=k)
             out = rollout(self, carry, n_past, n_future, pixel_sites=False)
         return torch.stack(out, 1).reshape(k, b, n_future, *context.shape[2:])
+
+
+@contextlib.contextmanager
+def sampling_mode(svg: SVG, bn_train_mode: bool = False) -> Iterator[SVG]:
+    """Eval mode (BatchNorm running statistics) or, with ``bn_train_mode``, the original release's
+    BatchNorm-in-training-mode, with momentum 0 so the stored running statistics stay untouched.
+    The module's previous mode and momenta are restored on exit.
+    """
+    was_training = svg.training
+    norms = [m for m in svg.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    try:
+        if bn_train_mode:
+            svg.train()
+            for m in norms:
+                m.momentum = 0.0
+        else:
+            svg.eval()
+        yield svg
+    finally:
+        for m, mom in zip(norms, momenta):
+            m.momentum = mom
+        svg.train(was_training)
