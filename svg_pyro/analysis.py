@@ -563,21 +563,7 @@ def run_collisions_command(args: argparse.Namespace) -> int:
 
 
 def _collisions_and_write(args: argparse.Namespace) -> int:
-    report, sigma, bounces = run_collisions(
-        args.checkpoint,
-        sequences=args.sequences,
-        frames=args.frames,
-        num_digits=args.num_digits,
-        deterministic=args.deterministic,
-        seed=args.seed,
-        lag=args.lag,
-        burn_in=args.burn_in,
-        batch_size=args.batch_size,
-        device=args.device,
-        mnist_root=args.mnist_root,
-        progress=not args.no_progress,
-        heatmap=args.heatmap,
-    )
+    report, sigma, bounces = options.call_with_args(run_collisions, args)
     if args.plot:
         report["plot"] = str(
             plot_collisions(

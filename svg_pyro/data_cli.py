@@ -22,51 +22,20 @@ def cmd_smmnist_testset(args: argparse.Namespace) -> int:
             raise UsageError("--protocol srvp needs --mnist-root (the MNIST test IDX files)")
         if args.num_digits != 2:
             raise UsageError("--protocol srvp is the 2-digit set")
-        path = write_srvp_testset(
-            args.mnist_root,
-            args.out,
-            sequences=args.sequences,
-            frames=args.frames,
-            deterministic=args.deterministic,
-            progress=not args.no_progress,
-        )
-        print(path)
+        print(options.call_with_args(write_srvp_testset, args))
         return 0
-    path = write_smmnist_testset(
-        args.out,
-        sequences=args.sequences,
-        frames=args.frames,
-        num_digits=args.num_digits,
-        seed=args.seed,
-        deterministic=args.deterministic,
-        mnist_root=args.mnist_root,
-        progress=not args.no_progress,
-    )
-    print(path)
+    print(options.call_with_args(write_smmnist_testset, args))
     return 0
 
 
 def cmd_kth_testset(args: argparse.Namespace) -> int:
     sequences: bool | str = False if args.whole_clips else (args.sequences_file or True)
-    path = write_kth_testset(
-        args.root,
-        args.out,
-        sequences=args.sequences,
-        frames=args.frames,
-        seed=args.seed,
-        cache_dir=args.cache_dir,
-        sequences_file=sequences,
-        progress=not args.no_progress,
-    )
-    print(path)
+    print(options.call_with_args(write_kth_testset, args, sequences_file=sequences))
     return 0
 
 
 def cmd_bair_testset(args: argparse.Namespace) -> int:
-    path = write_bair_testset(
-        args.root, args.out, frames=args.frames, source=args.source, progress=not args.no_progress
-    )
-    print(path)
+    print(options.call_with_args(write_bair_testset, args))
     return 0
 
 

@@ -288,23 +288,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _evaluate_and_write(args: argparse.Namespace) -> int:
-    results = run_evaluation(
-        args.checkpoint,
-        args.testset,
-        n_samples=args.n_samples,
-        n_past=args.n_past,
-        n_future=args.n_future,
-        compare=args.compare,
-        iwae=args.iwae,
-        obs_sigma=args.obs_sigma,
-        batch_size=args.batch_size,
-        sequences=args.sequences,
-        seed=args.seed,
-        bn_train_mode=args.bn_train_mode,
-        psnr_cap=args.psnr_cap,
-        device=args.device,
-        progress=not args.no_progress,
-    )
+    results = options.call_with_args(run_evaluation, args)
     out = _write_results(args, results)
     if args.plot:
         viz.plot_eval_curves(results, args.plot)

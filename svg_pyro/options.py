@@ -8,6 +8,9 @@ module imports nothing of ours).
 from __future__ import annotations
 
 import argparse
+import inspect
+from collections.abc import Callable
+from typing import Any
 
 
 def add_checkpoint(p: argparse.ArgumentParser, help: str = "checkpoint.pt") -> None:
@@ -35,3 +38,15 @@ def add_device(p: argparse.ArgumentParser) -> None:
 def add_no_progress(p: argparse.ArgumentParser, help: str = "no progress bars") -> None:
     """``--no-progress``."""
     p.add_argument("--no-progress", action="store_true", help=help)
+
+
+def call_with_args(fn: Callable[..., Any], args: argparse.Namespace, **overrides: Any) -> Any:
+    """Call ``fn`` with the parsed flags its parameters name (``--n-past`` -> ``n_past``), and
+    ``progress = not args.no_progress`` where it takes ``progress``; ``overrides`` win. So a
+    command spells out only what its flags do not say by name."""
+    params = inspect.signature(fn).parameters
+    kwargs = {k: getattr(args, k) for k in params if hasattr(args, k)}
+    if "progress" in params and hasattr(args, "no_progress"):
+        kwargs["progress"] = not args.no_progress
+    kwargs.update(overrides)
+    return fn(**kwargs)

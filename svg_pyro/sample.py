@@ -146,21 +146,7 @@ def run_sampling(
 
 def run(args: argparse.Namespace) -> int:
     """``svg-pyro sample``: write the pictures and ``samples.json``."""
-    index = run_sampling(
-        args.checkpoint,
-        args.out,
-        testset=args.testset,
-        sequences=args.sequences,
-        n_past=args.n_past,
-        n_future=args.n_future,
-        n_samples=args.n_samples,
-        seed=args.seed,
-        data_seed=args.data_seed,
-        bn_train_mode=args.bn_train_mode,
-        fps=args.fps,
-        device=args.device,
-        progress=not args.no_progress,
-    )
+    index = options.call_with_args(run_sampling, args)
     print(f"{len(index['sequences'])} sequences -> {args.out}", file=sys.stderr)
     print(Path(args.out) / "samples.json")
     return 0
