@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,7 @@ from pyro import poutine
 from torch.distributions import kl_divergence
 
 from svg_pyro import options, signals, viz
-from svg_pyro.checkpoint import load_model
+from svg_pyro.checkpoint import atomic_write_json, load_model
 from svg_pyro.data import smmnist_test_sequences
 from svg_pyro.device import resolve_device
 from svg_pyro.svg import SVG, sampling_mode
@@ -574,11 +573,7 @@ def _collisions_and_write(args: argparse.Namespace) -> int:
                 title=f"{report['variant']}: prior sigma vs wall hits (AUC {report['auc']:.3f})",
             )
         )
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")  # a stop mid-write leaves the old file, not half one
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(out)
+    out = atomic_write_json(report, args.json, indent=2)
     print(
         f"AUC {report['auc']:.4f} (lag {args.lag}); mean sigma at hits "
         f"{report['mean_sigma_hit']:.4f} vs others {report['mean_sigma_other']:.4f} "

@@ -14,6 +14,7 @@ by :func:`rng_state` / :func:`set_rng_state`.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 from collections.abc import Iterator
@@ -75,6 +76,17 @@ def atomic_save(obj: Any, path: Path) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def atomic_write_json(obj: Any, path: str | Path, indent: int = 1) -> Path:
+    """Write ``obj`` as JSON to ``path`` (parent folders created) via a temporary file and a
+    rename: a stop mid-write leaves the previous file, never half a new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=indent) + "\n")
+    tmp.replace(path)
+    return path
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -22,7 +22,6 @@ would be equal, so best = mean = worst.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import signal
 import sys
@@ -36,7 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from svg_pyro import options, signals, viz
-from svg_pyro.checkpoint import eval_protocol, load_checkpoint, load_model
+from svg_pyro.checkpoint import atomic_write_json, eval_protocol, load_checkpoint, load_model
 from svg_pyro.data import load_frames, to_float
 from svg_pyro.device import resolve_device
 from svg_pyro.iwae import evaluate_iwae, iwae_summary
@@ -298,11 +297,7 @@ def _evaluate_and_write(args: argparse.Namespace) -> int:
 
 def _write_results(args: argparse.Namespace, results: dict[str, Any]) -> Path:
     """Write the JSON (atomically: an interrupted write leaves no half file) and print a summary."""
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
-    tmp.replace(out)
+    out = atomic_write_json(results, args.json, indent=1)
     for name, res in results["methods"].items():
         s, q = res["ssim"]["avg"], res["psnr"]["avg"]
         line = (
