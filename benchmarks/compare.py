@@ -66,8 +66,8 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         plain = plain_svg.PlainTrainer(model_cfg, lr=train_cfg.lr, device=device)
         plain.net.load_from(ours.svg)  # the same starting weights
         frames = ours.frames
-        if not args.shared_skips:
-            ours.svg.share_skips = False
+        skips = bench.skip_decoding(ours.svg, args.shared_skips)
+        skips.__enter__()  # for the whole comparison; ours.close() drops the networks
         steps = {
             "svg-pyro": ours.train_step,
             "direct": ours.direct_step,

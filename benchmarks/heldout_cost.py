@@ -10,8 +10,9 @@ import time
 import pyro
 import torch
 
+from svg_pyro.config import build_configs
 from svg_pyro.heldout import HeldOut
-from svg_pyro.train import Trainer, batches, build_configs
+from svg_pyro.train import Trainer, batches
 
 preset, device, out = sys.argv[1], sys.argv[2], sys.argv[3]
 steps = int(sys.argv[4]) if len(sys.argv) > 4 else 3

@@ -33,9 +33,9 @@ from torch import nn
 
 from svg_pyro import bench
 from svg_pyro.config import SVGConfig
+from svg_pyro.device import resolve_device
 from svg_pyro.nets import init_weights
 from svg_pyro.svg import SVG, build_frame_nets
-from svg_pyro.train import resolve_device
 
 Hidden = list[tuple[torch.Tensor, torch.Tensor]]
 

@@ -83,7 +83,7 @@ def context_carry(
     p = h.shape[1]
     skip = [s[:, svg.skip_index(p, p)] for s in skips]
     terms = None
-    if svg.share_skips and svg.config.skip_source != "previous":  # same skips throughout
+    if svg.share_skips and not svg.skips_follow_frames:  # same skips throughout
         terms = skip_terms(svg.decoder, skip)
 
     def tile(x: torch.Tensor) -> torch.Tensor:  # [B, ...] -> [K*B, ...], sample-major
@@ -125,7 +125,7 @@ def feed_back(svg: SVG, x: torch.Tensor, carry: Carry) -> None:
     ``skip_source="previous"``, take its skip maps)."""
     h, skips = svg.encoder(x)
     carry.h_prev = h[:, None]
-    if svg.config.skip_source == "previous":
+    if svg.skips_follow_frames:  # skip_index(t + 1) = t: this frame's maps
         carry.skip, carry.terms = skips, None
 
 

@@ -51,7 +51,9 @@ def quickstart() -> list:
         ),
         new_code_cell(
             """\
-from svg_pyro.train import CHECKPOINT, METRICS, Trainer, build_configs
+from svg_pyro.checkpoint import CHECKPOINT, METRICS
+from svg_pyro.config import build_configs
+from svg_pyro.train import Trainer
 
 out = Path("runs/nb01")
 steps = 20 if SMALL else 1500
@@ -172,7 +174,9 @@ def posterior_analysis() -> list:
 import arviz as az
 import matplotlib.pyplot as plt
 
-from svg_pyro.train import CHECKPOINT, Trainer, build_configs
+from svg_pyro.checkpoint import CHECKPOINT
+from svg_pyro.config import build_configs
+from svg_pyro.train import Trainer
 
 %matplotlib inline
 
@@ -400,7 +404,9 @@ class SharedScalePrior(Prior):
         ),
         new_code_cell(
             """\
-from svg_pyro.train import CHECKPOINT, Trainer, build_configs
+from svg_pyro.checkpoint import CHECKPOINT
+from svg_pyro.config import build_configs
+from svg_pyro.train import Trainer
 
 steps = 8 if SMALL else 800
 trained = {}

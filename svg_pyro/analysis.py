@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +26,11 @@ import torch
 from pyro import poutine
 from torch.distributions import kl_divergence
 
-from svg_pyro.svg import SVG
-from svg_pyro.viz import save_figure
+from svg_pyro import options, signals, viz
+from svg_pyro.checkpoint import atomic_write_json, load_model
+from svg_pyro.data import smmnist_test_sequences
+from svg_pyro.device import resolve_device
+from svg_pyro.svg import SVG, sampling_mode
 
 if TYPE_CHECKING:
     import arviz
@@ -38,16 +39,10 @@ DEFAULT_LAGS = (0, 1, 2)
 
 
 # -- helpers --------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _eval_mode(svg: SVG, enabled: bool = True) -> Iterator[SVG]:
-    """BatchNorm with running statistics (``svg.eval()``) inside the block; mode restored after."""
-    was_training = svg.training
-    if enabled:
-        svg.eval()
-    try:
-        yield svg
-    finally:
-        svg.train(was_training)
+def _mode(svg: SVG, eval_mode: bool) -> contextlib.AbstractContextManager[SVG]:
+    """BatchNorm with running statistics inside the block (:func:`svg_pyro.svg.sampling_mode`),
+    or, with ``eval_mode=False``, the module in whatever mode it is in."""
+    return sampling_mode(svg) if eval_mode else contextlib.nullcontext(svg)
 
 
 def _require_latent(svg: SVG) -> None:
@@ -149,7 +144,7 @@ def to_inference_data(
     devices = [frames.device] if frames.device.type == "cuda" else []
     with (
         torch.random.fork_rng(devices=devices, enabled=seed is not None),
-        _eval_mode(svg, eval_mode),
+        _mode(svg, eval_mode),
     ):
         if seed is not None:
             torch.manual_seed(seed)
@@ -302,7 +297,7 @@ def prior_scale(svg: SVG, frames: torch.Tensor, eval_mode: bool = True) -> torch
             f"prior {svg.config.prior!r} has no learned parameters: its sigma is constant over "
             "frames (use a learned prior, e.g. --prior learned)"
         )
-    with _eval_mode(svg, eval_mode):
+    with _mode(svg, eval_mode):
         h, _ = svg.encode(frames)
         steps, _ = svg.prior(h[:, :-1])
         return torch.stack([_step_scale(d) for d in steps], 1).float()
@@ -435,47 +430,10 @@ def plot_collisions(
     n_show: int = 4,
     title: str | None = None,
 ) -> Path:
-    """The paper's Figure 6: prior sigma over time for ``n_show`` sequences, hits marked.
-
-    ``sigma [N, T-1]`` is plotted at frame ``t - lag`` for ``z_t`` (so, with ``lag=1``, at the
-    last frame the prior saw) and every frame with a wall hit gets a dashed line; a last panel
-    compares the distributions of sigma at hit and other steps over all N sequences. Uses
-    matplotlib's object API (no global backend change); returns the PNG's path.
-    """
-    from matplotlib.figure import Figure
-
-    sigma = np.asarray(sigma, dtype=np.float64)
-    hit_frames = np.asarray(bounces).astype(bool)
-    if hit_frames.ndim == 3:
-        hit_frames = hit_frames.any(-1)
+    """The paper's Figure 6 (:func:`svg_pyro.viz.plot_collision_sigma`) for ``sigma [N, T-1]``
+    and the test set's ``bounces``, with hits scored at ``lag``; returns the PNG's path."""
     hits, valid = collision_labels(bounces, lag)
-    n_show = min(n_show, len(sigma))
-    fig = Figure(figsize=(8, 1.8 * n_show + 2.4), layout="constrained")
-    axes = fig.subplots(n_show + 1, 1, gridspec_kw={"height_ratios": [1] * n_show + [1.3]})
-    x = np.arange(1, sigma.shape[1] + 1) - lag
-    for i in range(n_show):
-        ax = axes[i]
-        ax.plot(x, sigma[i], marker="o", ms=3, color="tab:blue")
-        for f in np.flatnonzero(hit_frames[i]):
-            ax.axvline(f, color="tab:red", ls="--", lw=1)
-        ax.set_ylabel(f"seq {i}\nprior sigma")
-        ax.set_xlim(min(x.min(), 0) - 0.5, hit_frames.shape[1] - 0.5)
-    axes[n_show - 1].set_xlabel(
-        f"frame f (sigma of the prior for z_(f+{lag}); dashed: a digit hits a wall)"
-        if lag
-        else "frame f (sigma of the prior for z_f; dashed: a digit hits a wall)"
-    )
-    ax = axes[-1]
-    s_hit, s_other = sigma[valid & hits], sigma[valid & ~hits]
-    bins = np.linspace(sigma[valid].min(), sigma[valid].max(), 40)
-    ax.hist(s_other, bins=bins, density=True, alpha=0.6, label=f"other steps ({len(s_other)})")
-    ax.hist(s_hit, bins=bins, density=True, alpha=0.6, label=f"after a hit ({len(s_hit)})")
-    ax.set_xlabel("prior sigma (mean over latent dimensions)")
-    ax.set_ylabel("density")
-    ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    return save_figure(fig, out_png, dpi=100, close=False)
+    return viz.plot_collision_sigma(sigma, bounces, hits, valid, out_png, lag, n_show, title)
 
 
 def sigma_maps(svg: SVG, frames: torch.Tensor) -> torch.Tensor:
@@ -495,31 +453,11 @@ def sigma_maps(svg: SVG, frames: torch.Tensor) -> torch.Tensor:
 def plot_sigma_heatmap(
     svg: SVG, frames: torch.Tensor, bounces: Any, out_png: str | Path, lag: int = 1
 ) -> Path:
-    """Frames ``t = 1..T-1`` of a few sequences with the prior's sigma map over them (a row per
-    sequence; a red title marks the steps scored as collisions at ``lag``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Frames ``t = 1..T-1`` of a few sequences with the prior's sigma map over them
+    (:func:`sigma_maps`, drawn by :func:`svg_pyro.viz.plot_sigma_maps`)."""
     maps = sigma_maps(svg, frames).cpu().numpy()
     labels, _ = collision_labels(bounces, lag)
-    n, steps = maps.shape[:2]
-    fig, axes = plt.subplots(n, steps, figsize=(1.1 * steps, 1.2 * n + 0.4), squeeze=False)
-    vmax = float(maps.max())
-    for i in range(n):
-        for t in range(steps):
-            ax = axes[i, t]
-            ax.imshow(frames[i, t + 1, 0].cpu().numpy(), cmap="gray", vmin=0, vmax=1)
-            ax.imshow(maps[i, t], cmap="inferno", alpha=0.55, vmin=0, vmax=vmax)
-            ax.set_xticks([]), ax.set_yticks([])
-            hit = bool(labels[i, t])
-            ax.set_title(
-                f"t={t + 1}" + (" hit" if hit else ""), fontsize=7, color="red" if hit else "black"
-            )
-    fig.suptitle("learned prior sigma over the frame (brighter = less certain)", fontsize=9)
-    fig.tight_layout()
-    return save_figure(fig, out_png, dpi=100)
+    return viz.plot_sigma_maps(frames.cpu().numpy(), maps, labels, out_png)
 
 
 def smmnist_collision_data(
@@ -532,8 +470,6 @@ def smmnist_collision_data(
 ) -> tuple[torch.Tensor, np.ndarray]:
     """Test-split SM-MNIST sequences with their wall hits: ``frames [N, T, 1, 64, 64]`` float in
     [0, 1], ``bounces [N, T, K]``; the same sequences ``data smmnist-testset`` stores."""
-    from svg_pyro.data.testsets import smmnist_test_sequences
-
     data = smmnist_test_sequences(sequences, frames, num_digits, seed, deterministic, mnist_root,
                                   quantize=False)  # fmt: skip
     return torch.from_numpy(data["frames"]), data["bounces"]
@@ -560,8 +496,6 @@ def run_collisions(
     ``num_digits`` and ``deterministic`` = its training data's. ``heatmap`` (ConvLSTM models
     only) also draws the sigma maps of the first sequences over their frames.
     """
-    from svg_pyro.train import load_model, resolve_device
-
     if sequences < 1:
         raise ValueError(f"--sequences must be >= 1, got {sequences}")
     svg, ckpt = load_model(checkpoint, resolve_device(device))
@@ -610,9 +544,12 @@ def run_collisions(
     return report, sigma, bounces
 
 
-def cmd_collisions(args: argparse.Namespace) -> int:
-    from svg_pyro import signals
+def run(args: argparse.Namespace) -> int:
+    """``svg-pyro analyze ANALYSIS`` (the one analysis: ``collisions``)."""
+    return {"collisions": run_collisions_command}[args.analyze_command](args)
 
+
+def run_collisions_command(args: argparse.Namespace) -> int:
     try:
         return _collisions_and_write(args)
     except signals.Interrupted as err:  # one pass over the data: no partial result to keep
@@ -625,21 +562,7 @@ def cmd_collisions(args: argparse.Namespace) -> int:
 
 
 def _collisions_and_write(args: argparse.Namespace) -> int:
-    report, sigma, bounces = run_collisions(
-        args.checkpoint,
-        sequences=args.sequences,
-        frames=args.frames,
-        num_digits=args.num_digits,
-        deterministic=args.deterministic,
-        seed=args.seed,
-        lag=args.lag,
-        burn_in=args.burn_in,
-        batch_size=args.batch_size,
-        device=args.device,
-        mnist_root=args.mnist_root,
-        progress=not args.no_progress,
-        heatmap=args.heatmap,
-    )
+    report, sigma, bounces = options.call_with_args(run_collisions, args)
     if args.plot:
         report["plot"] = str(
             plot_collisions(
@@ -650,11 +573,7 @@ def _collisions_and_write(args: argparse.Namespace) -> int:
                 title=f"{report['variant']}: prior sigma vs wall hits (AUC {report['auc']:.3f})",
             )
         )
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")  # a stop mid-write leaves the old file, not half one
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(out)
+    out = atomic_write_json(report, args.json, indent=2)
     print(
         f"AUC {report['auc']:.4f} (lag {args.lag}); mean sigma at hits "
         f"{report['mean_sigma_hit']:.4f} vs others {report['mean_sigma_other']:.4f} "
@@ -674,7 +593,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         description="Run SM-MNIST test sequences with recorded wall hits through the model and "
         "score how well the learned prior's standard deviation predicts the steps after a hit.",
     )
-    q.add_argument("--checkpoint", required=True, help="checkpoint.pt of a learned-prior model")
+    options.add_checkpoint(q, "checkpoint.pt of a learned-prior model")
     q.add_argument("--sequences", type=int, default=512, help="test sequences (default 512)")
     q.add_argument("--json", required=True, help="where to write the report")
     q.add_argument("--plot", default=None, help="also draw sigma over time (PNG)")
@@ -702,8 +621,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--burn-in", type=int, default=0, help="leave out the first N latent steps (default 0)"
     )
     q.add_argument("--batch-size", type=int, default=64)
-    q.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    options.add_device(q)
     q.add_argument("--mnist-root", default=None, help="folder with MNIST/raw IDX files")
-    q.add_argument("--no-progress", action="store_true")
-    q.set_defaults(func=cmd_collisions)
+    options.add_no_progress(q)
     return p

@@ -319,3 +319,8 @@ def get_preset(name: str) -> Preset:
         return PRESETS[name]
     except KeyError:
         raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}") from None
+
+
+def build_configs(preset: str, **overrides: Any) -> tuple[SVGConfig, TrainConfig]:
+    """Configs of a named preset with field overrides (``None`` values are ignored)."""
+    return get_preset(preset).build(**{k: v for k, v in overrides.items() if v is not None})

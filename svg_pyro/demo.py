@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from svg_pyro import pretrained
-from svg_pyro.config import EVAL_PROTOCOLS
+from svg_pyro import options, pretrained
+from svg_pyro.checkpoint import CHECKPOINT, METRICS
+from svg_pyro.config import EVAL_PROTOCOLS, build_configs
 from svg_pyro.data import StochasticMovingMNIST
 from svg_pyro.svg import SVG
-from svg_pyro.train import CHECKPOINT, METRICS, Trainer, build_configs
+from svg_pyro.train import Trainer
 from svg_pyro.viz import plot_metrics, sample_grid, save_gif, save_png, stack_rows, video_frames
 
 SHIPPED = "smmnist-lp"
@@ -90,3 +93,20 @@ def run_demo(
     paths["curves"] = plot_metrics(out / METRICS, out / "loss.png")
     paths["checkpoint"] = out / CHECKPOINT
     return paths
+
+
+def run(args: argparse.Namespace) -> int:
+    """``svg-pyro demo``: print the path of every picture written."""
+    paths = run_demo(args.out, steps=args.steps, progress=not args.no_progress)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``svg-pyro demo``."""
+    p = sub.add_parser("demo", help="train `tiny` on CPU for a few minutes; write a GIF and curves")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--steps", type=int, default=1500)
+    options.add_no_progress(p)
+    return p

@@ -15,35 +15,32 @@ predicting no digit at all scores; SSIM and PSNR reward it more than one might t
 Deterministic methods (``det``, ``copy-last``, ``blank``) are sampled once: all their K samples
 would be equal, so best = mean = worst.
 
-``--iwae K`` adds an importance-weighted lower bound on log p(future | context) per sequence; see
-:func:`log_weights` for exactly what it conditions on.
+``--iwae K`` adds an importance-weighted lower bound on log p(future | context) per sequence
+(:mod:`svg_pyro.iwae`); ``--plot`` draws the curves (:func:`svg_pyro.viz.plot_eval_curves`).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import dataclasses
-import json
 import math
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyro
 import torch
-from pyro import poutine
-from torch import nn
 from tqdm.auto import tqdm
 
-from svg_pyro import signals
-from svg_pyro.config import EVAL_PROTOCOLS
-from svg_pyro.data import load_testset
+from svg_pyro import options, signals, viz
+from svg_pyro.checkpoint import atomic_write_json, eval_protocol, load_checkpoint, load_model
+from svg_pyro.data import load_frames, to_float
+from svg_pyro.device import resolve_device
+from svg_pyro.iwae import evaluate_iwae, iwae_summary
 from svg_pyro.metrics import PSNR_CAP_DB, best_mean_worst, mean_ci95, psnr, ssim
-from svg_pyro.svg import SVG
+from svg_pyro.svg import SVG, sampling_mode
 
 COPY_LAST = "copy-last"
 BLANK = "blank"
@@ -52,84 +49,6 @@ Generator = Callable[[torch.Tensor, int, int], torch.Tensor]
 
 
 # -- set-up ---------------------------------------------------------------------------------------
-def eval_protocol(
-    ckpt: dict[str, Any], n_past: int | None = None, n_future: int | None = None
-) -> tuple[int, int]:
-    """``(n_past, n_future)``: given values, else ``EVAL_PROTOCOLS`` of the training dataset.
-
-    A checkpoint whose dataset has no protocol falls back to its training lengths.
-    """
-    dataset = (ckpt.get("train_config") or {}).get("dataset")
-    model = ckpt["config"]
-    default = EVAL_PROTOCOLS.get(dataset, (model["n_past"], model["n_future"]))
-    p = default[0] if n_past is None else int(n_past)
-    f = default[1] if n_future is None else int(n_future)
-    if p < 1 or f < 1:
-        raise ValueError(f"need n_past >= 1 and n_future >= 1, got {p}, {f}")
-    return p, f
-
-
-def load_frames(
-    testset: str | Path, n_frames: int, sequences: int | None = None, channels: int | None = None
-) -> np.ndarray:
-    """The test set's ``frames`` uint8 ``[N, n_frames, C, H, W]`` (first ``sequences`` of them).
-
-    ``ValueError`` if its sequences are shorter than ``n_frames`` or its channels differ.
-    """
-    frames = load_testset(testset)["frames"]
-    if frames.shape[1] < n_frames:
-        raise ValueError(
-            f"{testset} has sequences of {frames.shape[1]} frames; the protocol needs {n_frames}"
-        )
-    if channels is not None and frames.shape[2] != channels:
-        raise ValueError(f"{testset} has {frames.shape[2]} channels; the model has {channels}")
-    if sequences is not None:
-        if sequences < 1:
-            raise ValueError(f"--sequences must be >= 1, got {sequences}")
-        frames = frames[:sequences]
-    return frames[:, :n_frames]
-
-
-def to_float(frames: np.ndarray, device: torch.device | str) -> torch.Tensor:
-    """uint8 ``[..., C, H, W]`` -> float32 in [0, 1] on ``device``."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).to(device).float().div_(255.0)
-
-
-@contextlib.contextmanager
-def sampling_mode(svg: SVG, bn_train_mode: bool = False) -> Iterator[SVG]:
-    """Eval mode (BatchNorm running statistics) or, with ``bn_train_mode``, the original release's
-    BatchNorm-in-training-mode, with momentum 0 so the stored running statistics stay untouched.
-    The module's previous mode and momenta are restored on exit.
-    """
-    was_training = svg.training
-    norms = [m for m in svg.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in norms]
-    try:
-        if bn_train_mode:
-            svg.train()
-            for m in norms:
-                m.momentum = 0.0
-        else:
-            svg.eval()
-        yield svg
-    finally:
-        for m, mom in zip(norms, momenta):
-            m.momentum = mom
-        svg.train(was_training)
-
-
-@contextlib.contextmanager
-def config_override(svg: SVG, **changes: Any) -> Iterator[SVG]:
-    """Temporarily replace fields of ``svg.config`` (e.g. ``n_past``, ``obs_sigma``)."""
-    changes = {k: v for k, v in changes.items() if v is not None}
-    old = svg.config
-    svg.config = dataclasses.replace(old, **changes) if changes else old
-    try:
-        yield svg
-    finally:
-        svg.config = old
-
-
 def copy_last(context: torch.Tensor, n_future: int, n_samples: int = 1) -> torch.Tensor:
     """The baseline: ``context [B, P, C, H, W]`` -> last frame ``[n_samples, B, F, C, H, W]``."""
     last = context[:, -1:]
@@ -205,113 +124,6 @@ def model_generator(svg: SVG, n_samples: int) -> tuple[Generator, int]:
     return generate, k
 
 
-# -- IWAE -----------------------------------------------------------------------------------------
-@torch.no_grad()
-def log_weights(
-    svg: SVG,
-    frames: torch.Tensor,
-    n_past: int,
-    n_particles: int,
-    obs_sigma: float | None = None,
-    max_frames: int = 4096,
-) -> torch.Tensor:
-    """Importance log-weights ``[K, B]`` (nats) of the future frames of ``frames [B, P+F, ...]``.
-
-    Each particle k runs the guide and then the model replayed on it (Pyro traces, scale 1: the
-    KL weight ``beta`` plays no part) over ``K * B`` copies of the batch at once, chunked so that
-    at most ``max_frames`` frames are in flight (at least one particle), and returns::
-
-        log w_k = sum_{t=P}^{P+F-1} [ log N(x_t; x_hat_t, obs_sigma)
-                                      + log p(z_t | x_{<t}) - log q(z_t | x_{<=t}) ]
-
-    with frames indexed from 0 (context 0..P-1). The context latents ``z_1..z_{P-1}`` are drawn
-    from the posterior q, exactly as generation draws them, so their terms cancel: w_k is an
-    unbiased estimate of ``p~(future | context) = E_{z_{1:P-1} ~ q} p(x_{P:} | x_{:P}, z_{1:P-1})``
-    and ``logmeanexp_k log w_k`` is a lower bound on ``log p~`` that tightens as K grows. ``p~`` is
-    the predictive density of the model that generation samples from, with Normal pixel noise on
-    every frame (generation feeds back and shows the noise-free means).
-    Skip connections come from the frame :meth:`SVG.skip_index` picks for ``n_past``.
-    ``obs_sigma`` overrides the checkpoint's likelihood scale. The deterministic model has no
-    latent: its single weight is the exact conditional log-likelihood.
-    """
-    b, t_total = frames.shape[:2]
-    if not 1 <= n_past < t_total:
-        raise ValueError(f"need 1 <= n_past < {t_total} frames, got n_past={n_past}")
-    if n_particles < 1:
-        raise ValueError(f"need at least one particle, got {n_particles}")
-    per_call = max(1, max_frames // (b * t_total))
-    out = []
-    with config_override(svg, n_past=n_past, obs_sigma=obs_sigma), pyro.validation_enabled(False):
-        done = 0
-        while done < n_particles:
-            k = min(per_call, n_particles - done)
-            rep = frames.unsqueeze(0).expand(k, *frames.shape).reshape(k * b, *frames.shape[1:])
-            with svg.shared_encoding():
-                guide_tr = poutine.trace(svg.guide).get_trace(rep)
-                model_tr = poutine.trace(poutine.replay(svg.model, trace=guide_tr)).get_trace(rep)
-            lw = torch.zeros(k * b, dtype=torch.float64, device=frames.device)
-            for t in range(n_past, t_total):
-                x_site = model_tr.nodes[f"x_{t}"]
-                lw += x_site["fn"].log_prob(x_site["value"]).double()
-                if svg.prior is not None:
-                    p_site, q_site = model_tr.nodes[f"z_{t}"], guide_tr.nodes[f"z_{t}"]
-                    z = q_site["value"]
-                    lw += (p_site["fn"].log_prob(z) - q_site["fn"].log_prob(z)).double()
-            out.append(lw.view(k, b))
-            done += k
-    return torch.cat(out, 0)
-
-
-def iwae_bound(log_w: torch.Tensor) -> torch.Tensor:
-    """``log (1/K) sum_k exp(log_w[k])`` per sequence: ``[K, B]`` -> ``[B]``."""
-    return torch.logsumexp(log_w, 0) - math.log(log_w.shape[0])
-
-
-def evaluate_iwae(
-    svg: SVG,
-    frames: np.ndarray,
-    n_past: int,
-    n_future: int,
-    n_particles: int,
-    batch_size: int = 16,
-    device: torch.device | str = "cpu",
-    obs_sigma: float | None = None,
-    progress: bool = True,
-    desc: str = "iwae",
-) -> dict[str, torch.Tensor]:
-    """Per sequence ``iwae`` and ``elbo`` (mean of the K log-weights) in nats, ``[N]`` float64."""
-    iwae, elbo = [], []
-    k = 1 if svg.prior is None else n_particles
-    with tqdm(total=len(frames), desc=desc, unit="seq", disable=not progress) as bar:
-        for i in range(0, len(frames), batch_size):
-            x = to_float(frames[i : i + batch_size, : n_past + n_future], device)
-            lw = log_weights(svg, x, n_past, k, obs_sigma)
-            iwae.append(iwae_bound(lw).cpu())
-            elbo.append(lw.mean(0).cpu())
-            bar.update(x.shape[0])
-    return {"iwae": torch.cat(iwae), "elbo": torch.cat(elbo), "particles": k}
-
-
-def iwae_summary(
-    per_seq: dict[str, Any], n_future: int, dims: int, obs_sigma: float
-) -> dict[str, Any]:
-    """JSON block: bound and ELBO in nats per future frame and as NLL in bits per dimension."""
-    out: dict[str, Any] = {
-        "particles": int(per_seq["particles"]),
-        "obs_sigma": float(obs_sigma),
-        "dims_per_frame": int(dims),
-        "beta": 1.0,
-    }
-    for key in ("iwae", "elbo"):
-        per_frame = per_seq[key] / n_future
-        bpd = -per_seq[key] / (n_future * dims * math.log(2.0))
-        m, ci = mean_ci95(per_frame)
-        out[f"{key}_nats_per_frame"] = {"mean": float(m), "ci95": float(ci)}
-        m, ci = mean_ci95(bpd)
-        out[f"{key}_bits_per_dim"] = {"mean": float(m), "ci95": float(ci)}
-    return out
-
-
 # -- summaries ------------------------------------------------------------------------------------
 def summarize(per_seq: dict[str, dict[str, torch.Tensor]]) -> dict[str, Any]:
     """Per metric: per-frame ``best``/``mean``/``worst`` averaged over sequences, their 95%
@@ -342,46 +154,6 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def plot_curves(results: dict[str, Any], out_png: str | Path) -> Path:
-    """Per-frame SSIM and PSNR of every method: best-of-K with its 95% band (solid), mean of K
-    (dashed, with band); deterministic methods as one line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    from svg_pyro.viz import save_figure
-
-    p = results["n_past"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    for ax, metric, label in zip(axes, METRICS, ("SSIM", "PSNR (dB)")):
-        for i, (name, res) in enumerate(results["methods"].items()):
-            block = res[metric]
-            x = np.arange(p + 1, p + 1 + len(block["best"]))
-            color = f"C{i}"
-            stochastic = res.get("samples", 1) > 1
-            curves = (("best", "-"), ("mean", "--")) if stochastic else (("best", "-"),)
-            for key, style in curves:
-                y = np.array([np.nan if v is None else v for v in block[key]], dtype=float)
-                ci = np.array([np.nan if v is None else v for v in block[f"ci95_{key}"]], float)
-                tag = name if not stochastic else f"{name} ({key} of {res['samples']})"
-                ax.plot(x, y, style, color=color, lw=1.4, label=tag)
-                ax.fill_between(x, y - ci, y + ci, color=color, alpha=0.18, lw=0)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel(f"frame (context: 1..{p})")
-        ax.set_ylabel(label)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(
-        f"{results['n_sequences']} sequences, {results['n_past']} -> {results['n_future']} frames,"
-        f" {results['n_samples']} samples; bands: 95% interval over sequences",
-        fontsize=9,
-    )
-    fig.tight_layout()
-    return save_figure(fig, out_png)
-
-
 # -- the command ----------------------------------------------------------------------------------
 def run_evaluation(
     checkpoint: str | Path,
@@ -405,8 +177,6 @@ def run_evaluation(
     Returns the JSON-ready results (see the module docstring and the README). Each method's
     sampling starts from ``seed``, so numbers reproduce on the same device.
     """
-    from svg_pyro.train import load_checkpoint, load_model, resolve_device
-
     if n_samples < 1:
         raise ValueError(f"--n-samples must be >= 1, got {n_samples}")
     if iwae < 0:
@@ -494,7 +264,8 @@ def _fmt(value: float | None, digits: int) -> str:
     return "inf" if value is None else f"{value:.{digits}f}"
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """``svg-pyro evaluate``: write the JSON (partial on a stop signal), optionally the plot."""
     try:
         return _evaluate_and_write(args)
     except signals.Interrupted as err:
@@ -516,37 +287,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _evaluate_and_write(args: argparse.Namespace) -> int:
-    results = run_evaluation(
-        args.checkpoint,
-        args.testset,
-        n_samples=args.n_samples,
-        n_past=args.n_past,
-        n_future=args.n_future,
-        compare=args.compare,
-        iwae=args.iwae,
-        obs_sigma=args.obs_sigma,
-        batch_size=args.batch_size,
-        sequences=args.sequences,
-        seed=args.seed,
-        bn_train_mode=args.bn_train_mode,
-        psnr_cap=args.psnr_cap,
-        device=args.device,
-        progress=not args.no_progress,
-    )
+    results = options.call_with_args(run_evaluation, args)
     out = _write_results(args, results)
     if args.plot:
-        plot_curves(results, args.plot)
+        viz.plot_eval_curves(results, args.plot)
     print(out)
     return 0
 
 
 def _write_results(args: argparse.Namespace, results: dict[str, Any]) -> Path:
     """Write the JSON (atomically: an interrupted write leaves no half file) and print a summary."""
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(results, indent=1) + "\n")
-    tmp.replace(out)
+    out = atomic_write_json(results, args.json, indent=1)
     for name, res in results["methods"].items():
         s, q = res["ssim"]["avg"], res["psnr"]["avg"]
         line = (
@@ -568,11 +319,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "evaluate", help="best/mean/worst-of-K SSIM and PSNR per frame (+ copy-last, blank, IWAE)"
     )
-    p.add_argument("--checkpoint", required=True, help="checkpoint.pt of the model to evaluate")
+    options.add_checkpoint(p, "checkpoint.pt of the model to evaluate")
     p.add_argument("--testset", required=True, help=".npz test set (svg-pyro data ...)")
     p.add_argument("--n-samples", type=int, default=100, help="samples per sequence (100)")
-    p.add_argument("--n-past", type=int, default=None, help="context frames (dataset protocol)")
-    p.add_argument("--n-future", type=int, default=None, help="frames to predict (protocol)")
+    options.add_protocol(p)
     p.add_argument("--compare", nargs="+", default=[], metavar="CKPT", help="more checkpoints")
     p.add_argument("--json", required=True, help="where to write the results")
     p.add_argument("--plot", default=None, help="PNG of the per-frame curves")
@@ -583,10 +333,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=16, help="sequences per batch (x K samples)")
     p.add_argument("--sequences", type=int, default=None, help="use the first N test sequences")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
-    p.add_argument(
-        "--bn-train-mode",
-        action="store_true",
-        help="BatchNorm in training mode when generating (batch statistics over all K x B samples "
+    options.add_bn_train_mode(
+        p,
+        "BatchNorm in training mode when generating (batch statistics over all K x B samples "
         "of a step; the original release normalised each sample's B frames separately)",
     )
     p.add_argument(
@@ -596,7 +345,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="DB",
         help=f"cap on PSNR of exact copies (default {PSNR_CAP_DB:g}; inf: none, null in JSON)",
     )
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_evaluate)
+    options.add_device(p)
+    options.add_no_progress(p)
     return p

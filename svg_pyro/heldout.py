@@ -30,8 +30,13 @@ import numpy as np
 import pyro
 import torch
 
+from svg_pyro import viz
+from svg_pyro.checkpoint import rng_state, seed_everything, set_rng_state
 from svg_pyro.config import EVAL_PROTOCOLS, SVGConfig, TrainConfig
-from svg_pyro.svg import SVG
+from svg_pyro.data import VIDEO_DATASETS, smmnist_test_sequences, to_float
+from svg_pyro.elbo import SVGLoss
+from svg_pyro.evaluate import blank, copy_last, evaluate_generator, model_generator
+from svg_pyro.svg import SVG, sampling_mode
 
 BEST_SCORE = "ssim_best"  # what best.pt maximises: best-of-K SSIM on the held-out set
 PREVIEW_SEQUENCES = 3
@@ -57,13 +62,9 @@ def _heldout_frames(
     mnist_root: str | None, data_root: str | None,
 ) -> np.ndarray:  # fmt: skip
     if dataset == "smmnist":
-        from svg_pyro.data.testsets import smmnist_test_sequences
-
         return smmnist_test_sequences(n, n_frames, num_digits, seed, deterministic, mnist_root)[
             "frames"
         ]
-    from svg_pyro.train import VIDEO_DATASETS
-
     cls, _ = VIDEO_DATASETS[dataset]
     ds = cls(data_root, split="test", seq_len=n_frames, length=n, seed=seed)
     x = torch.stack([ds[i]["frames"] for i in range(n)])
@@ -73,8 +74,6 @@ def _heldout_frames(
 @contextlib.contextmanager
 def untouched_rng(seed: int) -> Iterator[None]:
     """Run the block under ``seed``; every RNG (torch, CUDA, numpy, python) gets its state back."""
-    from svg_pyro.train import rng_state, seed_everything, set_rng_state
-
     state = rng_state()
     try:
         seed_everything(seed)
@@ -103,8 +102,6 @@ class HeldOut:
 
     def baselines(self) -> dict[str, float]:
         """copy-last and blank best scores on the held-out set (computed once)."""
-        from svg_pyro.evaluate import blank, copy_last, evaluate_generator
-
         if self._baselines is None:
             out: dict[str, float] = {}
             for name, fn in (("copy_last", copy_last), ("blank", blank)):
@@ -125,14 +122,6 @@ class HeldOut:
 
         ``preview_dir``: also write ``step_NNNNNN.png`` and ``.gif`` there.
         """
-        from svg_pyro.elbo import SVGLoss
-        from svg_pyro.evaluate import (
-            evaluate_generator,
-            model_generator,
-            sampling_mode,
-            to_float,
-        )
-
         t0 = time.perf_counter()
         row: dict[str, Any] = {"eval": True, "step": step}
         k = self.cfg.eval_samples
@@ -165,9 +154,6 @@ class HeldOut:
 
     def _preview(self, svg: SVG, out: Path, step: int) -> np.ndarray:
         """Grid (PNG) and GIF of context, truth and samples for the first few sequences."""
-        from svg_pyro import viz
-        from svg_pyro.evaluate import to_float
-
         p, f = self.n_past, self.n_future
         x = to_float(self.frames[:PREVIEW_SEQUENCES, : p + f], self.device)
         samples = svg.generate(x[:, :p], f, PREVIEW_SAMPLES)  # [K, B, F, C, H, W]

@@ -5,7 +5,8 @@ Each shipped model is one weights-only file ``svg_pyro/weights/NAME.pt`` (the mo
 training) and a model card ``svg_pyro/weights/NAME.md``. ``svg_pyro/weights/registry.json``
 lists the names with each file's sha256; a file whose hash differs is refused. A registered
 name is accepted wherever a checkpoint path is (``svg-pyro sample/evaluate/analyze --checkpoint
-smmnist-lp``): :func:`svg_pyro.train.load_checkpoint` resolves it here.
+smmnist-lp``): :func:`svg_pyro.checkpoint.load_checkpoint` resolves it here. The maintainers'
+command that writes these files is :mod:`svg_pyro.export_weights`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 import torch
 
 from svg_pyro.config import SVGConfig
+from svg_pyro.data import StochasticMovingMNIST
+from svg_pyro.svg import SVG
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 REGISTRY = "registry.json"
@@ -84,8 +87,6 @@ def read_weights(path: str | Path, map_location: str | torch.device = "cpu") -> 
 def load_pretrained(name: str, device: str | torch.device = "cpu"):
     """The shipped model ``name`` (e.g. ``"smmnist-lp"``) as an :class:`~svg_pyro.svg.SVG` in
     eval mode (BatchNorm uses its running statistics), on ``device``."""
-    from svg_pyro.svg import SVG  # svg imports the Pyro program; keep this module light
-
     data = read_weights(weights_path(name), map_location=device)
     svg = SVG(SVGConfig.from_dict(data["config"])).to(device)
     svg.load_state_dict(data["model"])
@@ -139,9 +140,6 @@ def round_trip_error(
 ) -> float:
     """Largest difference between samples of ``checkpoint``'s fp32 weights and of the stored
     file ``path`` (same context, same seed, eval mode): what fp16 storage changes."""
-    from svg_pyro.data import StochasticMovingMNIST
-    from svg_pyro.svg import SVG
-
     config = SVGConfig.from_dict(checkpoint["config"])
     test = StochasticMovingMNIST(num_digits=2, seq_len=5, split="test", seed=0, length=4)
     context = torch.stack([test[i]["frames"] for i in range(4)])[:, :, : config.channels]
@@ -154,30 +152,3 @@ def round_trip_error(
         with torch.no_grad():
             out.append(svg.generate(context, n_future, n_samples))
     return float((out[0] - out[1]).abs().max())
-
-
-def cmd_export(args: Any) -> int:
-    from svg_pyro.train import load_checkpoint
-
-    ckpt = load_checkpoint(args.checkpoint)
-    meta = {"source_step": int(ckpt.get("step", -1)), "elapsed_s": ckpt.get("elapsed")}
-    path = export_weights(ckpt, args.name, args.weights_dir, meta=meta)
-    err = round_trip_error(ckpt, path)
-    size = path.stat().st_size / 2**20
-    print(f"{path} ({size:.2f} MiB, step {meta['source_step']}): fp16 samples differ by {err:.2e}")
-    if err > 1e-3:
-        print(f"warning: fp16 storage changes samples by {err:.2e} > 1e-3", flush=True)
-        return 1
-    return 0
-
-
-def add_parser(sub: Any) -> None:
-    """``svg-pyro export-weights``: a checkpoint's weights as a shipped model (maintainers)."""
-    p = sub.add_parser(
-        "export-weights",
-        help="write a checkpoint's weights (fp16, weights only) as a shipped model and register it",
-    )
-    p.add_argument("--checkpoint", required=True, help="checkpoint.pt to export")
-    p.add_argument("--name", required=True, help="the model's name, e.g. smmnist-lp")
-    p.add_argument("--weights-dir", default=None, help="default: the package's svg_pyro/weights")
-    p.set_defaults(func=cmd_export)

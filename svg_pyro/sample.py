@@ -21,8 +21,12 @@ import torch
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from svg_pyro.evaluate import eval_protocol, load_frames, sampling_mode, to_float
+from svg_pyro import options
+from svg_pyro.checkpoint import eval_protocol, load_model
+from svg_pyro.data import StochasticMovingMNIST, load_frames, to_float
+from svg_pyro.device import resolve_device
 from svg_pyro.metrics import psnr, ssim
+from svg_pyro.svg import sampling_mode
 from svg_pyro.viz import PAD, sample_grid, save_gif, save_png, video_frames
 
 LABEL_W = 64
@@ -33,8 +37,6 @@ def dataset_frames(
 ) -> np.ndarray:
     """``n_sequences`` test-split sequences uint8 ``[N, n_frames, C, 64, 64]`` of the dataset
     the checkpoint was trained on (SM-MNIST only; other datasets need ``--testset``)."""
-    from svg_pyro.data import StochasticMovingMNIST
-
     dataset = train_config.get("dataset", "smmnist")
     if dataset != "smmnist":
         raise ValueError(f"the {dataset} checkpoint needs --testset (only smmnist is generated)")
@@ -87,8 +89,6 @@ def run_sampling(
 ) -> dict[str, Any]:
     """Write ``seqNNN.gif`` and ``seqNNN.png`` for each sequence into ``out``; return the index
     that is also written to ``out/samples.json``."""
-    from svg_pyro.train import load_model, resolve_device
-
     if n_samples < 1 or sequences < 1:
         raise ValueError(
             f"need --n-samples >= 1 and --sequences >= 1, got {n_samples}, {sequences}"
@@ -144,22 +144,9 @@ def run_sampling(
     return index
 
 
-def cmd_sample(args: argparse.Namespace) -> int:
-    index = run_sampling(
-        args.checkpoint,
-        args.out,
-        testset=args.testset,
-        sequences=args.sequences,
-        n_past=args.n_past,
-        n_future=args.n_future,
-        n_samples=args.n_samples,
-        seed=args.seed,
-        data_seed=args.data_seed,
-        bn_train_mode=args.bn_train_mode,
-        fps=args.fps,
-        device=args.device,
-        progress=not args.no_progress,
-    )
+def run(args: argparse.Namespace) -> int:
+    """``svg-pyro sample``: write the pictures and ``samples.json``."""
+    index = options.call_with_args(run_sampling, args)
     print(f"{len(index['sequences'])} sequences -> {args.out}", file=sys.stderr)
     print(Path(args.out) / "samples.json")
     return 0
@@ -168,18 +155,16 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``svg-pyro sample`` on the CLI's subparsers."""
     p = sub.add_parser("sample", help="GIF and PNG grid of sampled futures per test sequence")
-    p.add_argument("--checkpoint", required=True, help="checkpoint.pt")
+    options.add_checkpoint(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--testset", default=None, help=".npz test set (default: draw sequences)")
     p.add_argument("--sequences", type=int, default=4, help="how many sequences (4)")
-    p.add_argument("--n-past", type=int, default=None, help="context frames (dataset protocol)")
-    p.add_argument("--n-future", type=int, default=None, help="frames to predict (protocol)")
+    options.add_protocol(p)
     p.add_argument("--n-samples", type=int, default=5, help="samples per sequence (5)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--data-seed", type=int, default=0, help="seed of drawn test sequences")
-    p.add_argument("--bn-train-mode", action="store_true", help="BatchNorm in training mode")
+    options.add_bn_train_mode(p)
     p.add_argument("--fps", type=float, default=4.0, help="GIF frames per second")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_sample)
+    options.add_device(p)
+    options.add_no_progress(p)
     return p

@@ -224,13 +224,22 @@ class SVG(nn.Module):
             cache.update(frames=frames, out=out)
         return out
 
+    @property
+    def skips_follow_frames(self) -> bool:
+        """Whether :meth:`skip_index` moves on with every predicted frame (``skip_source=
+        "previous"``: frame t-1's maps) rather than staying on one context frame after it."""
+        return self.config.skip_source == "previous"
+
     def skip_index(self, t: int, n_past: int | None = None) -> int:
-        """Which frame's skip maps the decoder uses when it predicts frame ``t`` (>= 1)."""
+        """Which frame's skip maps the decoder uses when it predicts frame ``t`` (>= 1).
+
+        The one rule, used by training (:meth:`decode`), generation and evaluation (the frame
+        loop's carry, :func:`svg_pyro.models.svg.context_carry` and ``frame_step``).
+        """
         n_past = self.config.n_past if n_past is None else n_past
-        source = self.config.skip_source
-        if source == "previous":
+        if self.skips_follow_frames:
             return t - 1
-        last = n_past - 1 if source == "last_context" else max(n_past - 2, 0)
+        last = n_past - 1 if self.config.skip_source == "last_context" else max(n_past - 2, 0)
         return min(t - 1, last)
 
     def decode(
@@ -298,3 +307,26 @@ class SVG(nn.Module):
             carry = context_carry(self, h, skips, prior_state, pred_state, n_samples=k)
             out = rollout(self, carry, n_past, n_future, pixel_sites=False)
         return torch.stack(out, 1).reshape(k, b, n_future, *context.shape[2:])
+
+
+@contextlib.contextmanager
+def sampling_mode(svg: SVG, bn_train_mode: bool = False) -> Iterator[SVG]:
+    """Eval mode (BatchNorm running statistics) or, with ``bn_train_mode``, the original release's
+    BatchNorm-in-training-mode, with momentum 0 so the stored running statistics stay untouched.
+    The module's previous mode and momenta are restored on exit.
+    """
+    was_training = svg.training
+    norms = [m for m in svg.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    try:
+        if bn_train_mode:
+            svg.train()
+            for m in norms:
+                m.momentum = 0.0
+        else:
+            svg.eval()
+        yield svg
+    finally:
+        for m, mom in zip(norms, momenta):
+            m.momentum = mom
+        svg.train(was_training)

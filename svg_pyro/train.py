@@ -1,9 +1,10 @@
-"""Training loop, run folder and checkpoints.
+"""The training loop: :class:`Trainer` and what it builds on (data stream, optimiser, speed).
 
-A run folder ``DIR`` holds ``config.json``, ``metrics.jsonl`` (one JSON object per logged step:
-``step``, ``loss`` (the paper's objective), ``recon``, ``kl``, ``neg_elbo``, ``seconds``),
-TensorBoard scalars under ``DIR/tb`` and ``checkpoint.pt``. With ``eval_every`` set, held-out
-rows (``"eval": true``, see :mod:`svg_pyro.heldout`) join ``metrics.jsonl``, previews go to
+A run folder ``DIR`` (names in :mod:`svg_pyro.checkpoint`) holds ``config.json``,
+``metrics.jsonl`` (one JSON object per logged step: ``step``, ``loss`` (the paper's objective),
+``recon``, ``kl``, ``neg_elbo``, ``seconds``), TensorBoard scalars under ``DIR/tb`` and
+``checkpoint.pt``. With ``eval_every`` set, held-out rows (``"eval": true``, see
+:mod:`svg_pyro.heldout`) join ``metrics.jsonl``, previews go to
 ``DIR/previews/step_NNNNNN.{png,gif}`` and ``best.pt`` holds the best held-out model so far.
 
 SIGINT and SIGTERM during :meth:`Trainer.fit` finish the step in flight, write ``checkpoint.pt``
@@ -16,132 +17,42 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyro
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from svg_pyro import distributed, pretrained, signals
+from svg_pyro import distributed, signals
+from svg_pyro.checkpoint import (
+    BEST,
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    atomic_save,
+    config_differences,
+    load_checkpoint,
+    rng_state,
+    run_folder_lock,
+    seed_everything,
+    set_rng_state,
+)
 from svg_pyro.config import SVGConfig, TrainConfig
-from svg_pyro.data import BAIR, KTH, StochasticMovingMNIST
+from svg_pyro.data import VIDEO_DATASETS, StochasticMovingMNIST
+from svg_pyro.device import autocast, resolve_device
 from svg_pyro.elbo import SVGLoss
-from svg_pyro.errors import TrainingError, UsageError
+from svg_pyro.errors import TrainingError
+from svg_pyro.heldout import BEST_SCORE, HeldOut
 from svg_pyro.svg import SVG
 
-CHECKPOINT = "checkpoint.pt"
-BEST = "best.pt"
-METRICS = "metrics.jsonl"
-CONFIG = "config.json"
 TERMS = ("loss", "recon", "kl", "neg_elbo")
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for but no CUDA device is available")
-    return torch.device(name)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    pyro.set_rng_seed(seed)  # seeds torch (CPU and CUDA) as well
-
-
-def rng_state() -> dict[str, Any]:
-    """Every RNG state the training loop draws from, in a ``weights_only``-loadable form."""
-    np_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    random.setstate(_as_tuple(state["python"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _as_tuple(x: Any) -> Any:
-    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """Write ``obj`` to ``path`` via a temporary file and a rename: never a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Fields whose values differ between two config dicts, as ``name: saved -> current``."""
-    keys = sorted(set(saved) | set(current))
-    return [
-        f"{k}: {saved.get(k)!r} -> {current.get(k)!r}"
-        for k in keys
-        if saved.get(k) != current.get(k)
-    ]
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``: a file that would run code is refused.
-
-    ``path`` may also name a shipped model (``"smmnist-lp"``, see :mod:`svg_pyro.pretrained`):
-    its weights file is checked against the registry's sha256 and read the same way.
-    """
-    if not Path(path).exists() and pretrained.is_pretrained_name(path):
-        return pretrained.read_weights(pretrained.weights_path(str(path)), map_location)
-    path = Path(path)
-    if not path.is_file():
-        shipped = ", ".join(pretrained.available()) or "none"
-        raise FileNotFoundError(
-            f"checkpoint {path} does not exist (and is not a shipped model: {shipped})"
-        )
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # UnpicklingError for code, others for corrupt files
-        raise ValueError(
-            f"refusing to load {path}: not a plain-tensor checkpoint ({err})"
-        ) from None
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        raise ValueError(f"{path} is not an svg-pyro checkpoint (no 'model'/'config' entries)")
-    return ckpt
-
-
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[SVG, dict[str, Any]]:
-    """Rebuild the :class:`SVG` a checkpoint was made with; returns ``(svg, checkpoint)``."""
-    ckpt = load_checkpoint(path, map_location=device)
-    svg = SVG(SVGConfig.from_dict(ckpt["config"])).to(device)
-    svg.load_state_dict(ckpt["model"])
-    return svg, ckpt
-
-
-# Datasets read from files under TrainConfig.data_root: (Dataset class, channels).
-VIDEO_DATASETS: dict[str, tuple[type, int]] = {"kth": (KTH, 1), "bair": (BAIR, 3)}
 
 
 def train_dataset(model_config: SVGConfig, train_config: TrainConfig) -> Dataset:
@@ -217,15 +128,6 @@ def batches(
         generator=torch.Generator().manual_seed(start_step),
     )
     return iter(loader)
-
-
-def autocast(device: torch.device, precision: str = "fp32") -> torch.autocast:
-    """bf16 autocast on ``device`` when ``precision == "bf16"``, else a disabled one.
-
-    Convolutions, linear layers and LSTMs then run in bf16; the model and guide cast the
-    distributions' parameters to fp32, so log-densities, the KL and the loss are fp32.
-    """
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def prepare_networks(svg: SVG, train_config: TrainConfig, device: torch.device) -> None:
@@ -598,8 +500,6 @@ class Trainer:
         """Score the held-out set (rank 0), log it, and write ``best.pt`` when the score is the
         best so far (:data:`svg_pyro.heldout.BEST_SCORE`, higher is better). Touches no RNG
         stream, weight or statistic of the training run."""
-        from svg_pyro.heldout import BEST_SCORE, HeldOut
-
         improved = 0
         if self.dist.is_main:
             setup = None
@@ -657,37 +557,6 @@ class Trainer:
         )
 
 
-@contextlib.contextmanager
-def run_folder_lock(out: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the run folder ``out`` (``out/.lock``), so that two training
-    processes never write the same checkpoint and metrics; raises :class:`UsageError` naming the
-    holder when another process has it. No-op where ``fcntl`` is missing (Windows)."""
-    try:
-        import fcntl
-    except ImportError:
-        yield
-        return
-    path = out / ".lock"
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            raise UsageError(
-                f"run folder {out} is in use by a training process ({holder}); "
-                "wait for it or choose another --out"
-            ) from None
-        try:
-            f.seek(0)
-            f.truncate()
-            f.write(f"pid {os.getpid()}")
-            f.flush()
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 class _NullWriter:
     def add_scalar(self, *args: Any, **kwargs: Any) -> None:
         pass
@@ -705,15 +574,3 @@ def _summary_writer(path: Path) -> Any:
     except ImportError:  # tensorboard is a dependency, but training must not need it
         return _NullWriter()
     return SummaryWriter(str(path))
-
-
-def build_configs(preset: str, **overrides: Any) -> tuple[SVGConfig, TrainConfig]:
-    """Configs of a named preset with field overrides (``None`` values are ignored)."""
-    from svg_pyro.config import get_preset
-
-    return get_preset(preset).build(**{k: v for k, v in overrides.items() if v is not None})
-
-
-def all_setting_names() -> list[str]:
-    """Every field of SVGConfig and TrainConfig (the CLI exposes each as ``--field-name``)."""
-    return [f.name for f in fields(SVGConfig)] + [f.name for f in fields(TrainConfig)]

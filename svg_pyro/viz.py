@@ -1,4 +1,8 @@
-"""Pictures: GIFs and PNG grids of context, ground truth and sampled futures; loss curves.
+"""Every picture the package draws: GIFs and PNG grids of context, ground truth and sampled
+futures; training and held-out curves; evaluation curves; the collision figures.
+
+Plots use matplotlib's object API (:func:`figure`), never pyplot or a global backend switch.
+Functions here draw what they are given (arrays, result dicts); computing it is the caller's.
 
 Frames come in as tensors ``[T, C, H, W]`` with values in [0, 1]. Borders tell the parts apart:
 green for ground truth (context and true future), red for generated frames, gold around the best
@@ -10,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -125,16 +130,12 @@ def save_png(path: str | Path, image: np.ndarray) -> Path:
 
 def plot_metrics(metrics_jsonl: str | Path, out_png: str | Path) -> Path:
     """Plot ``loss``, ``recon`` and ``kl`` of a run's ``metrics.jsonl`` against the step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     records = [json.loads(line) for line in Path(metrics_jsonl).read_text().splitlines() if line]
     if not records:
         raise ValueError(f"{metrics_jsonl} has no records to plot")
     steps = [r["step"] for r in records]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    fig = figure(figsize=(12, 3.2))
+    axes = fig.subplots(1, 3)
     for ax, key, title in zip(
         axes,
         ("loss", "recon", "kl"),
@@ -185,17 +186,13 @@ def plot_runs(runs: Sequence[str | Path], out_png: str | Path) -> Path:
     """Training and held-out curves of one or several runs, against the step (top row) and the
     wall time (bottom row), one colour per run; held-out SSIM panels also show copy-last and blank
     (dotted, dashed) of the first run that has them."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if not runs:
         raise ValueError("plot-run needs at least one run folder")
     curves = [(Path(r), run_curves(r)) for r in runs]
     names = [p.name for p, _ in curves]
     labels = names if len(set(names)) == len(names) else [str(p) for p, _ in curves]
-    fig, axes = plt.subplots(2, len(RUN_PANELS), figsize=(4.2 * len(RUN_PANELS), 6.4))
+    fig = figure(figsize=(4.2 * len(RUN_PANELS), 6.4))
+    axes = fig.subplots(2, len(RUN_PANELS))
     for row, (xkey, xlabel, xscale) in enumerate(
         (("step", "step", 1.0), ("seconds", "wall time (min)", 1 / 60))
     ):
@@ -223,13 +220,128 @@ def plot_runs(runs: Sequence[str | Path], out_png: str | Path) -> Path:
     return save_figure(fig, out_png)
 
 
-def save_figure(fig, out_png: str | Path, dpi: int = 110, close: bool = True) -> Path:
-    """Write a matplotlib figure to ``out_png`` (parent folders created); close it unless asked."""
+def figure(**kwargs: Any) -> Any:
+    """A matplotlib ``Figure`` made with the object API: no pyplot state, no global backend
+    switch (``savefig`` picks the Agg canvas for PNGs), nothing to close."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
+def save_figure(fig: Any, out_png: str | Path, dpi: int = 110) -> Path:
+    """Write a matplotlib figure to ``out_png`` (parent folders created)."""
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_png, dpi=dpi)
-    if close:
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
     return out_png
+
+
+def plot_eval_curves(results: dict[str, Any], out_png: str | Path) -> Path:
+    """Per-frame SSIM and PSNR of every method in ``svg-pyro evaluate``'s ``results``: best-of-K
+    with its 95% band (solid), mean of K (dashed, with band); deterministic methods as one line."""
+    from matplotlib.ticker import MaxNLocator
+
+    p = results["n_past"]
+    fig = figure(figsize=(11, 3.8))
+    axes = fig.subplots(1, 2)
+    for ax, metric, label in zip(axes, ("ssim", "psnr"), ("SSIM", "PSNR (dB)")):
+        for i, (name, res) in enumerate(results["methods"].items()):
+            block = res[metric]
+            x = np.arange(p + 1, p + 1 + len(block["best"]))
+            color = f"C{i}"
+            stochastic = res.get("samples", 1) > 1
+            curves = (("best", "-"), ("mean", "--")) if stochastic else (("best", "-"),)
+            for key, style in curves:
+                y = np.array([np.nan if v is None else v for v in block[key]], dtype=float)
+                ci = np.array([np.nan if v is None else v for v in block[f"ci95_{key}"]], float)
+                tag = name if not stochastic else f"{name} ({key} of {res['samples']})"
+                ax.plot(x, y, style, color=color, lw=1.4, label=tag)
+                ax.fill_between(x, y - ci, y + ci, color=color, alpha=0.18, lw=0)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel(f"frame (context: 1..{p})")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(
+        f"{results['n_sequences']} sequences, {results['n_past']} -> {results['n_future']} frames,"
+        f" {results['n_samples']} samples; bands: 95% interval over sequences",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    return save_figure(fig, out_png)
+
+
+def plot_collision_sigma(
+    sigma: Any,
+    bounces: Any,
+    hits: np.ndarray,
+    valid: np.ndarray,
+    out_png: str | Path,
+    lag: int = 1,
+    n_show: int = 4,
+    title: str | None = None,
+) -> Path:
+    """The paper's Figure 6: prior sigma over time for ``n_show`` sequences, hits marked.
+
+    ``sigma [N, T-1]`` is plotted at frame ``t - lag`` for ``z_t`` (so, with ``lag=1``, at the
+    last frame the prior saw) and every frame with a wall hit (``bounces``) gets a dashed line; a
+    last panel compares the distributions of sigma at hit and other steps over all N sequences
+    (``hits``, ``valid`` ``[N, T-1]``: :func:`svg_pyro.analysis.collision_labels`); returns the
+    PNG's path.
+    """
+    sigma = np.asarray(sigma, dtype=np.float64)
+    hit_frames = np.asarray(bounces).astype(bool)
+    if hit_frames.ndim == 3:
+        hit_frames = hit_frames.any(-1)
+    n_show = min(n_show, len(sigma))
+    fig = figure(figsize=(8, 1.8 * n_show + 2.4), layout="constrained")
+    axes = fig.subplots(n_show + 1, 1, gridspec_kw={"height_ratios": [1] * n_show + [1.3]})
+    x = np.arange(1, sigma.shape[1] + 1) - lag
+    for i in range(n_show):
+        ax = axes[i]
+        ax.plot(x, sigma[i], marker="o", ms=3, color="tab:blue")
+        for f in np.flatnonzero(hit_frames[i]):
+            ax.axvline(f, color="tab:red", ls="--", lw=1)
+        ax.set_ylabel(f"seq {i}\nprior sigma")
+        ax.set_xlim(min(x.min(), 0) - 0.5, hit_frames.shape[1] - 0.5)
+    axes[n_show - 1].set_xlabel(
+        f"frame f (sigma of the prior for z_(f+{lag}); dashed: a digit hits a wall)"
+        if lag
+        else "frame f (sigma of the prior for z_f; dashed: a digit hits a wall)"
+    )
+    ax = axes[-1]
+    s_hit, s_other = sigma[valid & hits], sigma[valid & ~hits]
+    bins = np.linspace(sigma[valid].min(), sigma[valid].max(), 40)
+    ax.hist(s_other, bins=bins, density=True, alpha=0.6, label=f"other steps ({len(s_other)})")
+    ax.hist(s_hit, bins=bins, density=True, alpha=0.6, label=f"after a hit ({len(s_hit)})")
+    ax.set_xlabel("prior sigma (mean over latent dimensions)")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return save_figure(fig, out_png, dpi=100)
+
+
+def plot_sigma_maps(
+    frames: np.ndarray, maps: np.ndarray, labels: np.ndarray, out_png: str | Path
+) -> Path:
+    """Frames ``t = 1..T-1`` of ``frames [n, T, C, H, W]`` with the prior's sigma map
+    ``maps [n, T-1, H, W]`` over them (a row per sequence; a red title marks the steps whose
+    ``labels [n, T-1]`` are collisions)."""
+    n, steps = maps.shape[:2]
+    fig = figure(figsize=(1.1 * steps, 1.2 * n + 0.4))
+    axes = fig.subplots(n, steps, squeeze=False)
+    vmax = float(maps.max())
+    for i in range(n):
+        for t in range(steps):
+            ax = axes[i, t]
+            ax.imshow(frames[i, t + 1, 0], cmap="gray", vmin=0, vmax=1)
+            ax.imshow(maps[i, t], cmap="inferno", alpha=0.55, vmin=0, vmax=vmax)
+            ax.set_xticks([]), ax.set_yticks([])
+            hit = bool(labels[i, t])
+            ax.set_title(
+                f"t={t + 1}" + (" hit" if hit else ""), fontsize=7, color="red" if hit else "black"
+            )
+    fig.suptitle("learned prior sigma over the frame (brighter = less certain)", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, out_png, dpi=100)

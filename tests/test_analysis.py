@@ -23,6 +23,7 @@ from svg_pyro.analysis import (
     smmnist_collision_data,
     to_inference_data,
 )
+from svg_pyro.checkpoint import load_model
 from svg_pyro.cli import main
 from svg_pyro.train import Trainer
 from tests.conftest import tiny_config
@@ -324,8 +325,6 @@ def test_analyze_collisions_cli(tmp_path):
     assert report["sequences"] == 8 and report["frames"] == 6 and report["num_digits"] == 1
     assert png.is_file() and report["plot"] == str(png)
     # Independent recomputation with the same sequences.
-    from svg_pyro.train import load_model
-
     svg, _ = load_model(ckpt)
     x, bounces = smmnist_collision_data(8, 6, 1, seed=0)
     sigma = prior_scale(svg, x).mean(-1).numpy()
@@ -367,7 +366,6 @@ def test_mixture_prior_exports_too(frames):
 def test_sigma_heatmap_of_a_convlstm_model(tmp_path):
     ckpt = _checkpoint(tmp_path, "learned", rnn="conv", feature_size=8)
     from svg_pyro.analysis import sigma_maps
-    from svg_pyro.train import load_model
 
     svg, _ = load_model(ckpt)
     x, _ = smmnist_collision_data(2, 6, 1, seed=0)

@@ -23,8 +23,9 @@ from svg_pyro.bench import (
 )
 from svg_pyro.bench import train_config as bench_train_config
 from svg_pyro.cli import main
-from svg_pyro.config import TrainConfig
-from svg_pyro.train import Trainer, autocast, build_configs, make_adam
+from svg_pyro.config import TrainConfig, build_configs
+from svg_pyro.device import autocast
+from svg_pyro.train import Trainer, make_adam
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_FLAGS = [

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from pyro import poutine
 
 from svg_pyro import SVG, SVGLoss
+from svg_pyro.config import build_configs
 from svg_pyro.nets import (
     ConvLSTMCell,
     ConvPredictor,
@@ -14,7 +15,7 @@ from svg_pyro.nets import (
     GaussianConvLSTM,
     StackedConvLSTM,
 )
-from svg_pyro.train import Trainer, build_configs
+from svg_pyro.train import Trainer
 from tests.conftest import tiny_config
 
 

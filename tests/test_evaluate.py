@@ -8,26 +8,22 @@ import pyro
 import pytest
 import torch
 
+from svg_pyro.checkpoint import eval_protocol, load_model
 from svg_pyro.cli import main
-from svg_pyro.config import SVGConfig
-from svg_pyro.data import write_smmnist_testset
+from svg_pyro.config import SVGConfig, build_configs
+from svg_pyro.data import load_frames, to_float, write_smmnist_testset
 from svg_pyro.evaluate import (
     BLANK,
     COPY_LAST,
     blank,
     copy_last,
-    eval_protocol,
     evaluate_generator,
-    iwae_bound,
-    load_frames,
-    log_weights,
     run_evaluation,
-    sampling_mode,
-    to_float,
 )
+from svg_pyro.iwae import iwae_bound, log_weights
 from svg_pyro.metrics import PSNR_CAP_DB, ssim
-from svg_pyro.svg import SVG
-from svg_pyro.train import Trainer, build_configs, load_model
+from svg_pyro.svg import SVG, sampling_mode
+from svg_pyro.train import Trainer
 
 P, F = 2, 3
 MICRO = dict(nf=4, g_dim=8, z_dim=2, rnn_size=16, predictor_layers=1, n_past=P, n_future=F)

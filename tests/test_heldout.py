@@ -5,8 +5,9 @@ import json
 import pytest
 import torch
 
+from svg_pyro.checkpoint import load_checkpoint, load_model
 from svg_pyro.cli import main
-from svg_pyro.train import Trainer, load_checkpoint, load_model
+from svg_pyro.train import Trainer
 from svg_pyro.viz import run_curves
 from tests.test_train import small
 

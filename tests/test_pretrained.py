@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from svg_pyro import SVG, pretrained
-from svg_pyro.train import load_checkpoint, load_model
+from svg_pyro.checkpoint import load_checkpoint, load_model
 from tests.conftest import tiny_config
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from svg_pyro.checkpoint import load_checkpoint
 from svg_pyro.cli import main
 from svg_pyro.signals import Interrupted
-from svg_pyro.train import Trainer, load_checkpoint
+from svg_pyro.train import Trainer
 from tests.test_train import small
 
 RUNNERS = Path(__file__).parent / "runners"

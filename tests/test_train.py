@@ -7,16 +7,11 @@ import pytest
 import torch
 
 from svg_pyro import SVG, SVGConfig, SVGLoss
+from svg_pyro.checkpoint import load_checkpoint, load_model, run_folder_lock
 from svg_pyro.cli import main
-from svg_pyro.config import TrainConfig
+from svg_pyro.config import TrainConfig, build_configs
 from svg_pyro.errors import UsageError
-from svg_pyro.train import (
-    Trainer,
-    build_configs,
-    load_checkpoint,
-    load_model,
-    run_folder_lock,
-)
+from svg_pyro.train import Trainer
 from tests.conftest import tiny_config
 
 

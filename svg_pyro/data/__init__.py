@@ -7,20 +7,28 @@ from svg_pyro.data.moving_mnist import StochasticMovingMNIST
 from svg_pyro.data.srvp import srvp_testset, write_srvp_testset
 from svg_pyro.data.testsets import (
     TestSet,
+    load_frames,
     load_testset,
     smmnist_test_sequences,
+    to_float,
     write_smmnist_testset,
 )
+
+# Datasets read from files under TrainConfig.data_root: (Dataset class, channels).
+VIDEO_DATASETS: dict[str, tuple[type, int]] = {"kth": (KTH, 1), "bair": (BAIR, 3)}
 
 __all__ = [
     "BAIR",
     "KTH",
     "StochasticMovingMNIST",
+    "VIDEO_DATASETS",
     "TestSet",
     "load_digits",
+    "load_frames",
     "load_testset",
     "smmnist_test_sequences",
     "srvp_testset",
+    "to_float",
     "write_bair_testset",
     "write_kth_testset",
     "write_smmnist_testset",

@@ -124,3 +124,29 @@ class TestSet(Dataset):
             if key in self.data:
                 item[key] = torch.from_numpy(self.data[key][index])
         return item
+
+
+def load_frames(
+    testset: str | Path, n_frames: int, sequences: int | None = None, channels: int | None = None
+) -> np.ndarray:
+    """The test set's ``frames`` uint8 ``[N, n_frames, C, H, W]`` (first ``sequences`` of them).
+
+    ``ValueError`` if its sequences are shorter than ``n_frames`` or its channels differ.
+    """
+    frames = load_testset(testset)["frames"]
+    if frames.shape[1] < n_frames:
+        raise ValueError(
+            f"{testset} has sequences of {frames.shape[1]} frames; the protocol needs {n_frames}"
+        )
+    if channels is not None and frames.shape[2] != channels:
+        raise ValueError(f"{testset} has {frames.shape[2]} channels; the model has {channels}")
+    if sequences is not None:
+        if sequences < 1:
+            raise ValueError(f"--sequences must be >= 1, got {sequences}")
+        frames = frames[:sequences]
+    return frames[:, :n_frames]
+
+
+def to_float(frames: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    """uint8 ``[..., C, H, W]`` -> float32 in [0, 1] on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).to(device).float().div_(255.0)

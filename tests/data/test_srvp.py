@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 from svg_pyro.cli import main
-from svg_pyro.data import load_testset
+from svg_pyro.data import load_frames, load_testset
 from svg_pyro.data import srvp as srvp_mod
 from svg_pyro.data.srvp import read_idx, render, srvp_testset, trajectory
-from svg_pyro.evaluate import load_frames
 
 
 def _write_idx(path, array, gz=False):

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import torch
 
+from svg_pyro.config import build_configs
 from svg_pyro.distributed import cleanup
-from svg_pyro.train import Trainer, build_configs
+from svg_pyro.train import Trainer
 
 out, prior = Path(sys.argv[1]), sys.argv[2]
 model_cfg, train_cfg = build_configs(

@@ -25,9 +25,11 @@ skip frame's convolutions once per sequence, what training runs), to measure tha
 ``--count-only`` times nothing and reports the FLOPs and memory estimate of a configuration,
 e.g. to size a GPU run.
 
-The module also holds what ``benchmarks/`` builds on: :class:`DirectSVGLoss` (the same networks
-and objective driven without Pyro, to measure Pyro's own overhead), and the timing and counting
-helpers. Results and method: ``docs/PERFORMANCE.md``.
+The package also holds what ``benchmarks/`` builds on: :class:`DirectSVGLoss`
+(:mod:`svg_pyro.bench.direct`: the same networks and objective driven without Pyro, to measure
+Pyro's own overhead), the cost model (:mod:`svg_pyro.bench.cost`), the timing helpers and
+:func:`skip_decoding`, the one switch between shared and plain skip decoding. Results and
+method: ``docs/PERFORMANCE.md``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import resource
 import tempfile
 import time
@@ -46,11 +47,29 @@ from typing import Any
 import pyro
 import torch
 from torch import nn
-from torch.distributions import kl_divergence
 
+from svg_pyro import options
+from svg_pyro.bench.cost import count_cost, count_once, matmul_flops_per_s, synchronize
+from svg_pyro.bench.direct import DirectSVGLoss
 from svg_pyro.config import ENCODERS, PRECISIONS, SVGConfig, TrainConfig
+from svg_pyro.device import autocast
 from svg_pyro.elbo import SVGLoss
 from svg_pyro.svg import SVG
+from svg_pyro.train import Trainer
+
+__all__ = [
+    "DirectSVGLoss",
+    "SVGBench",
+    "add_bench_arguments",
+    "count_cost",
+    "count_once",
+    "matmul_flops_per_s",
+    "plain_skip_decoding",
+    "random_frames",
+    "skip_decoding",
+    "synchronize",
+    "time_steps",
+]
 
 MODES = ("train", "sample")
 
@@ -82,7 +101,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, default=10, help="--mode sample: K per sequence")
     parser.add_argument("--steps", type=int, default=5, help="timed steps (5)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (2)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    options.add_device(parser)
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--compile", action="store_true", help="torch.compile encoder/decoder")
     parser.add_argument("--channels-last", action="store_true", help="NHWC conv weights")
@@ -154,12 +173,6 @@ def random_frames(
 
 
 # -- timing --------------------------------------------------------------------------------------
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work (a no-op on CPU)."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_steps(step: Callable[[], Any], steps: int, device: torch.device) -> float:
     """Seconds per call of ``step``: ``steps`` calls between two synchronisations, none inside."""
     synchronize(device)
@@ -168,104 +181,6 @@ def time_steps(step: Callable[[], Any], steps: int, device: torch.device) -> flo
         step()
     synchronize(device)
     return (time.perf_counter() - start) / steps
-
-
-def matmul_flops_per_s(device: torch.device, precision: str = "fp32", reps: int = 3) -> float:
-    """Dense matmul throughput (FLOP/s) of ``device`` at ``precision``: best of ``reps`` timings.
-
-    Square products of 2048 (CPU) or 8192 (CUDA) in fp32 or bf16; on CUDA each timing runs ten
-    products so that launch overhead does not count.
-    """
-    n, inner = (8192, 10) if device.type == "cuda" else (2048, 1)
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    g = torch.Generator().manual_seed(0)
-    a = torch.randn(n, n, generator=g).to(device, dtype)
-    b = torch.randn(n, n, generator=g).to(device, dtype)
-    a @ b
-    best = math.inf
-    for _ in range(reps):
-        synchronize(device)
-        start = time.perf_counter()
-        for _ in range(inner):
-            a @ b
-        synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n**3 * inner / best
-
-
-# -- counting FLOPs and saved activations --------------------------------------------------------
-def _rnn_flops(multiplier: int) -> Callable[..., int]:
-    """FLOP formula for fused RNN kernels: ``2 * rows * (sum of the weight matrices' sizes)``.
-
-    ``FlopCounterMode`` has no formula for the oneDNN and cuDNN LSTM kernels; every gate
-    pre-activation is one matrix-vector product per row (time step x sequence) and weight
-    matrix. Backward computes input and weight gradients: twice the forward.
-    """
-
-    def count(*args: Any, out_val: Any = None, **kwargs: Any) -> int:
-        x = args[0]
-        mats: list[torch.Tensor] = []
-        for a in args[1:5]:  # (mkldnn) weight0..weight3, or (cudnn) the weight list
-            for w in a if isinstance(a, (list, tuple)) else [a]:
-                if torch.is_tensor(w) and w.dim() == 2:
-                    mats.append(w)
-        rows = x.numel() // x.shape[-1]
-        return multiplier * 2 * rows * sum(w.numel() for w in mats)
-
-    count._get_raw = True  # type: ignore[attr-defined]  # FlopCounterMode: pass tensors, not shapes
-    return count
-
-
-def _rnn_flop_mapping() -> dict[Any, Callable[..., int]]:
-    aten = torch.ops.aten
-    mapping = {}
-    for name, mult in (
-        ("mkldnn_rnn_layer", 1),
-        ("mkldnn_rnn_layer_backward", 2),
-        ("_cudnn_rnn", 1),
-        ("_cudnn_rnn_backward", 2),
-    ):
-        if hasattr(aten, name):
-            mapping[getattr(aten, name)] = _rnn_flops(mult)
-    return mapping
-
-
-def count_once(run: Callable[[], Any], exclude: list[torch.Tensor]) -> tuple[int, int]:
-    """``(FLOPs, bytes saved for backward)`` of one call of ``run`` (which should run backward).
-
-    Saved tensors are counted once per storage; the storages of ``exclude`` (the parameters)
-    are left out.
-    """
-    from torch.utils.flop_counter import FlopCounterMode
-
-    skip = {p.untyped_storage().data_ptr() for p in exclude}
-    saved: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        storage = t.untyped_storage()
-        if storage.data_ptr() not in skip:
-            saved[storage.data_ptr()] = storage.nbytes()
-        return t
-
-    counter = FlopCounterMode(display=False, custom_mapping=_rnn_flop_mapping())
-    with counter, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        run()
-    return counter.get_total_flops(), sum(saved.values())
-
-
-def count_cost(run: Callable[[int], Any], units: int, exclude: list[torch.Tensor]) -> dict:
-    """FLOPs and saved bytes of ``run(units)``, from eager runs at 2 and 4 units.
-
-    ``run(n)`` does the work for ``n`` sequences (or samples). Both quantities are affine in
-    ``n`` (batch-sized tensors plus batch-independent ones such as bf16 weight copies), so two
-    small runs give them exactly at any size.
-    """
-    f2, s2 = count_once(lambda: run(2), exclude)
-    f4, s4 = count_once(lambda: run(4), exclude)
-    return {
-        "flops": f2 + (f4 - f2) * (units - 2) // 2,
-        "saved_bytes": s2 + (s4 - s2) * (units - 2) // 2,
-    }
 
 
 def svg_cost_runner(
@@ -277,16 +192,17 @@ def svg_cost_runner(
     ``mode="sample"``: ``run(n)`` generates ``n`` futures of one context (in eval mode).
     ``shared_skips=False``: decode plainly, as within :func:`plain_skip_decoding`.
     """
-    from svg_pyro.train import autocast
-
     svg = SVG(config)
     loss_fn = SVGLoss(svg)
     cpu = torch.device("cpu")
 
     def run(n: int) -> None:
         frames = random_frames(n, config, cpu, seed=n)
-        skips = contextlib.nullcontext() if shared_skips else plain_skip_decoding(svg)
-        with pyro.validation_enabled(False), autocast(cpu, precision), skips:
+        with (
+            pyro.validation_enabled(False),
+            autocast(cpu, precision),
+            skip_decoding(svg, shared_skips),
+        ):
             if mode == "train":
                 svg.train()
                 loss_fn(frames).backward()
@@ -295,55 +211,6 @@ def svg_cost_runner(
                 svg.generate(frames[:1, : config.n_past], config.n_future, n_samples=n)
 
     return run, list(svg.parameters())
-
-
-# -- the same networks without Pyro ---------------------------------------------------------------
-class DirectSVGLoss(nn.Module):
-    """The negative ELBO of :class:`svg_pyro.elbo.SVGLoss`, computed without Pyro.
-
-    Same networks (those of ``svg``), same random draws in the same order, same value and
-    gradients; the frame loop's sample sites become whole-sequence tensor operations. Used to
-    measure what Pyro's tracing and per-frame sites cost. ``last_terms`` as in ``SVGLoss``.
-    """
-
-    def __init__(self, svg: SVG):
-        super().__init__()
-        self.svg = svg
-        self.last_terms: dict[str, torch.Tensor] = {}
-
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        svg, cfg = self.svg, self.svg.config
-        b = frames.shape[0]
-        h, skips = svg.encode(frames)
-        kl = frames.new_zeros(())
-        if svg.prior is not None:
-            q_steps, _ = svg.posterior(h[:, 1:])  # the guide's draws come first, as in Pyro
-            z = [q.rsample() for q in q_steps]
-            p_steps, _ = svg.prior(h[:, :-1])
-            for q, p, z_t in zip(q_steps, p_steps, z):
-                try:
-                    kl_t = kl_divergence(q, p)
-                except NotImplementedError:
-                    kl_t = q.log_prob(z_t) - p.log_prob(z_t)
-                kl = kl + kl_t.sum()
-            g, _ = svg.predictor(torch.cat([h[:, :-1], torch.stack(z, 1).to(h.dtype)], -1))
-        else:
-            g, _ = svg.predictor(h[:, :-1])
-        x_mean = svg.decode(g, skips, first_target=1).float()
-        target = frames[:, 1:]
-        sq = (x_mean - target).pow(2)
-        s = cfg.obs_sigma
-        log_lik = -sq.sum() / (2 * s**2) - sq.numel() * math.log(s * math.sqrt(2 * math.pi))
-        loss = cfg.kl_scale * kl - log_lik
-        recon = sq.flatten(2).mean(2).sum().detach() / b
-        kl_mean = kl.detach() / b
-        self.last_terms = {
-            "loss": recon + cfg.beta * kl_mean,
-            "recon": recon,
-            "kl": kl_mean,
-            "neg_elbo": loss.detach() / b,
-        }
-        return loss
 
 
 @contextlib.contextmanager
@@ -359,6 +226,12 @@ def plain_skip_decoding(svg: SVG) -> Iterator[None]:
             del svg.share_skips
         else:
             svg.share_skips = before
+
+
+def skip_decoding(svg: SVG, shared: bool = True) -> contextlib.AbstractContextManager[None]:
+    """The block decodes with shared skips (``svg``'s default) or, with ``shared=False``, plainly
+    (:func:`plain_skip_decoding`): how ``--no-shared-skips`` is applied everywhere."""
+    return contextlib.nullcontext() if shared else plain_skip_decoding(svg)
 
 
 @contextlib.contextmanager
@@ -385,8 +258,6 @@ class SVGBench:
     """
 
     def __init__(self, model_cfg: SVGConfig, train_cfg: TrainConfig, samples: int = 1):
-        from svg_pyro.train import Trainer, autocast
-
         self._tmp = tempfile.TemporaryDirectory(prefix="svg-bench-")
         self.trainer = Trainer(model_cfg, train_cfg, self._tmp.name)
         self.device = self.trainer.device
@@ -396,7 +267,6 @@ class SVGBench:
         self.samples = samples
         self.frames = random_frames(train_cfg.batch_size, model_cfg, self.device, train_cfg.seed)
         self.direct = DirectSVGLoss(self.svg)
-        self._autocast = autocast
 
     def train_step(self) -> Any:
         with pyro.validation_enabled(False):
@@ -413,7 +283,7 @@ class SVGBench:
     def sample_step(self) -> torch.Tensor:
         self.svg.eval()
         context = self.frames[:, : self.config.n_past]
-        with self._autocast(self.device, self.precision):
+        with autocast(self.device, self.precision):
             return self.svg.generate(context, self.config.n_future, n_samples=self.samples)
 
     def close(self) -> None:
@@ -504,37 +374,40 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         return count_only(args, model_cfg)
     bench = SVGBench(model_cfg, train_cfg, samples=args.samples)
     try:
-        device = bench.device
-        step = bench.train_step if args.mode == "train" else bench.sample_step
-        if not args.shared_skips:
-            bench.svg.share_skips = False
+        return _time_bench(bench, args, model_cfg)
+    finally:
+        bench.close()
+
+
+def _time_bench(bench: SVGBench, args: argparse.Namespace, model_cfg: SVGConfig) -> dict[str, Any]:
+    device = bench.device
+    step = bench.train_step if args.mode == "train" else bench.sample_step
+    with skip_decoding(bench.svg, args.shared_skips):
         for _ in range(args.warmup):
             step()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         step_s = time_steps(step, args.steps, device)
-        peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-        cost = matmul = None
-        if not args.no_count:
-            matmul = matmul_flops_per_s(device, args.precision)
-            units = args.batch_size * (args.samples if args.mode == "sample" else 1)
-            run, params = svg_cost_runner(model_cfg, args.precision, args.mode, args.shared_skips)
-            with _quiet():
-                cost = count_cost(run, units, params)
-        n_params = sum(p.numel() for p in bench.svg.parameters())
-        return make_record(
-            impl="svg-pyro",
-            args=args,
-            config=model_cfg,
-            device=device,
-            step_s=step_s,
-            cost=cost,
-            matmul=matmul,
-            params=n_params,
-            peak_memory=peak,
-        )
-    finally:
-        bench.close()
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+    cost = matmul = None
+    if not args.no_count:
+        matmul = matmul_flops_per_s(device, args.precision)
+        units = args.batch_size * (args.samples if args.mode == "sample" else 1)
+        run, params = svg_cost_runner(model_cfg, args.precision, args.mode, args.shared_skips)
+        with _quiet():
+            cost = count_cost(run, units, params)
+    n_params = sum(p.numel() for p in bench.svg.parameters())
+    return make_record(
+        impl="svg-pyro",
+        args=args,
+        config=model_cfg,
+        device=device,
+        step_s=step_s,
+        cost=cost,
+        matmul=matmul,
+        params=n_params,
+        peak_memory=peak,
+    )
 
 
 def count_only(args: argparse.Namespace, model_cfg: SVGConfig) -> dict[str, Any]:
@@ -593,7 +466,8 @@ def describe(rec: dict[str, Any]) -> str:
     return text
 
 
-def cmd_bench(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
+    """``svg-pyro bench``: one record, as JSON (``--json``) or a line of text."""
     rec = run_bench(args)
     print(json.dumps(rec) if args.json else describe(rec))
     return 0
@@ -607,5 +481,4 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         description=__doc__.split("\n\n")[0],
     )
     add_bench_arguments(p)
-    p.set_defaults(func=cmd_bench)
     return p

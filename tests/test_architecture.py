@@ -1,0 +1,149 @@
+"""The rooms of docs/ARCHITECTURE.md and their one-way arrows, kept true.
+
+Every module of the package belongs to one room; a module may import (at module level, outside
+``if TYPE_CHECKING:``) only modules of its own room or of rooms below it, and no function
+imports one of our own modules except the few listed in ``IN_FUNCTION_IMPORTS`` with the reason.
+"""
+
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+import svg_pyro
+import svg_pyro.guides
+import svg_pyro.models
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Lowest first. A module may import its own room and every room before it; nothing after it.
+ROOMS: list[tuple[str, tuple[str, ...]]] = [
+    (
+        "foundations",
+        (
+            "config",
+            "errors",
+            "options",
+            "device",
+            "signals",
+            "metrics",
+            "distributed",
+            "skipshare",
+            "viz",
+            "data",
+            "nets",
+        ),
+    ),  # fmt: skip
+    ("the Pyro program", ("models", "guides")),
+    ("the model", ("svg", "elbo")),
+    ("weights and checkpoints", ("pretrained", "checkpoint")),
+    ("scoring", ("iwae", "evaluate")),
+    ("held-out scores during training", ("heldout",)),
+    ("training", ("train",)),
+    ("uses of a trained model", ("sample", "analysis", "bench", "demo")),
+    ("commands", ("train_cli", "data_cli", "plot_run", "export_weights")),
+    ("the command line", ("cli", "__main__")),
+]
+LEVEL = {name: i for i, (_, names) in enumerate(ROOMS) for name in names}
+
+# Foundations import nothing of ours outside their own package (data knows nothing of the
+# model, nets know nothing of Pyro, config is imported by all).
+SELF_CONTAINED = ROOMS[0][1]
+
+# (module, imported module): in-function imports of our own modules that are allowed, and why.
+IN_FUNCTION_IMPORTS: dict[tuple[str, str], str] = {}
+
+
+def _files() -> dict[str, Path]:
+    """``dotted name -> file`` of every module of ours (svg_pyro, svg_pyro.models/guides)."""
+    out = {}
+    for pkg in (svg_pyro, svg_pyro.models, svg_pyro.guides):
+        base = Path(pkg.__file__).parent
+        for path in sorted(base.rglob("*.py")):
+            rel = path.relative_to(base).with_suffix("")
+            parts = [p for p in rel.parts if p != "__init__"]
+            name = ".".join([pkg.__name__, *parts])
+            if pkg is svg_pyro and parts and parts[0] in ("models", "guides"):
+                continue
+            out[name] = path
+    return out
+
+
+FILES = _files()
+
+
+def _room(module: str) -> str | None:
+    """The top-level name under svg_pyro (``svg_pyro.data.kth`` -> ``data``); None for the
+    package itself."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def _is_ours(name: str) -> bool:
+    return name == "svg_pyro" or name.startswith("svg_pyro.")
+
+
+def _imports(tree: ast.AST) -> list[tuple[str, bool]]:
+    """``(imported module, inside a function)`` of every import of ours outside
+    ``if TYPE_CHECKING:`` (``from svg_pyro import x`` counts as importing ``svg_pyro.x``)."""
+    found: list[tuple[str, bool]] = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue  # type hints only: never run
+            inner = in_function or isinstance(
+                child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+            )
+            if isinstance(child, ast.Import):
+                found.extend((a.name, inner) for a in child.names if _is_ours(a.name))
+            elif isinstance(child, ast.ImportFrom) and child.module and _is_ours(child.module):
+                if child.module == "svg_pyro":
+                    found.extend((f"svg_pyro.{a.name}", inner) for a in child.names)
+                else:
+                    found.append((child.module, inner))
+            visit(child, inner)
+
+    visit(tree, False)
+    return found
+
+
+def test_every_module_has_a_room_and_imports():
+    unplaced = sorted(m for m in FILES if _room(m) is not None and _room(m) not in LEVEL)
+    assert not unplaced, f"give these modules a room (here and in docs/ARCHITECTURE.md): {unplaced}"
+    for name in FILES:
+        if name != "svg_pyro.__main__":  # running it is `python -m svg_pyro`
+            importlib.import_module(name)
+
+
+@pytest.mark.parametrize("module", sorted(FILES))
+def test_no_arrow_points_up(module):
+    room = _room(module)
+    if room is None:  # svg_pyro/__init__.py: the public surface re-exports from every room
+        return
+    tree = ast.parse(FILES[module].read_text())
+    for target, _ in _imports(tree):
+        other = _room(target)
+        if other is None or other == room:
+            continue
+        if room in SELF_CONTAINED:
+            raise AssertionError(f"{module} (foundations) imports {target}: nothing of ours")
+        assert LEVEL[other] <= LEVEL[room], (
+            f"{module} (room {ROOMS[LEVEL[room]][0]!r}) imports {target} "
+            f"(room {ROOMS[LEVEL[other]][0]!r}, higher up)"
+        )
+
+
+@pytest.mark.parametrize("module", sorted(FILES))
+def test_no_in_function_imports_of_our_modules(module):
+    tree = ast.parse(FILES[module].read_text())
+    inner = [t for t, in_function in _imports(tree) if in_function]
+    unlisted = [t for t in inner if (module, t) not in IN_FUNCTION_IMPORTS]
+    assert not unlisted, f"{module} imports {unlisted} inside a function: import at the top"
+
+
+def test_the_architecture_document_names_every_room():
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    missing = [n for _, names in ROOMS for n in names if f"`{n}" not in text]
+    assert not missing, f"docs/ARCHITECTURE.md does not mention {missing}"
