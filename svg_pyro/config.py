@@ -278,7 +278,7 @@ PRESETS: dict[str, Preset] = {
                    predictor_layers=2, posterior_layers=1, prior_layers=1, n_past=5,
                    n_future=10, beta=1e-4),
         train=dict(dataset="smmnist", num_digits=2, batch_size=32, steps=100_000, lr=0.002,
-                   seed=1, log_every=20, checkpoint_every=100, eval_every=1000,
+                   seed=1, log_every=20, checkpoint_every=100, eval_every=2000,
                    channels_last=True),
     ),
     "kth": Preset(

@@ -1,12 +1,13 @@
 """Trained weights that ship with the package: ``load_pretrained("smmnist-lp")``.
 
 Each shipped model is one weights-only file ``svg_pyro/weights/NAME.pt`` (the model's
-``state_dict`` stored in fp16, its :class:`~svg_pyro.config.SVGConfig` and a few facts of its
-training) and a model card ``svg_pyro/weights/NAME.md``. ``svg_pyro/weights/registry.json``
-lists the names with each file's sha256; a file whose hash differs is refused. A registered
-name is accepted wherever a checkpoint path is (``svg-pyro sample/evaluate/analyze --checkpoint
-smmnist-lp``): :func:`svg_pyro.checkpoint.load_checkpoint` resolves it here. The maintainers'
-command that writes these files is :mod:`svg_pyro.export_weights`.
+``state_dict`` in float32, or float16 where that changes samples by less than 1e-3; its
+:class:`~svg_pyro.config.SVGConfig` and a few facts of its training) and a model card
+``svg_pyro/weights/NAME.md``. ``svg_pyro/weights/registry.json`` lists the names with each
+file's sha256; a file whose hash differs is refused. A registered name is accepted wherever a
+checkpoint path is (``svg-pyro sample/evaluate/analyze --checkpoint smmnist-lp``):
+:func:`svg_pyro.checkpoint.load_checkpoint` resolves it here. The maintainers' command that
+writes these files is :mod:`svg_pyro.export_weights`.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def export_weights(
     name: str,
     weights_dir: str | Path | None = None,
     meta: dict[str, Any] | None = None,
-    dtype: torch.dtype = torch.float16,
+    dtype: torch.dtype = torch.float32,
 ) -> Path:
     """Write ``checkpoint``'s weights as ``weights_dir/NAME.pt`` and register its sha256.
 
@@ -139,7 +140,7 @@ def round_trip_error(
     checkpoint: dict[str, Any], path: str | Path, n_future: int = 20, n_samples: int = 4
 ) -> float:
     """Largest difference between samples of ``checkpoint``'s fp32 weights and of the stored
-    file ``path`` (same context, same seed, eval mode): what fp16 storage changes."""
+    file ``path`` (same context, same seed, eval mode): what the storage precision changes."""
     config = SVGConfig.from_dict(checkpoint["config"])
     test = StochasticMovingMNIST(num_digits=2, seq_len=5, split="test", seed=0, length=4)
     context = torch.stack([test[i]["frames"] for i in range(4)])[:, :, : config.channels]

@@ -23,7 +23,7 @@ def shipped(tmp_path, monkeypatch):
                 m.running_var.uniform_(0.5, 1.5)
     ckpt = {"model": svg.state_dict(), "config": svg.config.to_dict(), "step": 7,
             "train_config": {"dataset": "smmnist"}, "optimizer": {"state": {}}}  # fmt: skip
-    path = pretrained.export_weights(ckpt, "tiny-lp", meta={"steps": 7})
+    path = pretrained.export_weights(ckpt, "tiny-lp", meta={"steps": 7}, dtype=torch.float16)
     (tmp_path / "tiny-lp.md").write_text("# tiny-lp\n")
     return svg, path
 
@@ -40,7 +40,7 @@ def test_export_writes_fp16_weights_only_and_registers_hash(shipped, tmp_path):
     assert pretrained.model_card("tiny-lp") == "# tiny-lp\n"
 
 
-def test_load_pretrained_is_in_eval_mode_and_samples_match_fp32_within_1e3(shipped):
+def test_load_pretrained_is_in_eval_mode_and_fp16_samples_match_fp32_within_1e3(shipped):
     svg, _ = shipped
     loaded = pretrained.load_pretrained("tiny-lp")
     assert not loaded.training and all(not m.training for m in loaded.modules())
@@ -84,17 +84,70 @@ def test_a_file_that_is_not_a_weights_file_is_refused(tmp_path):
         pretrained.read_weights(tmp_path / "x.pt")
 
 
-def test_export_weights_command_checks_the_fp16_round_trip(tmp_path, capsys):
-    from svg_pyro.cli import main
-
+def _tiny_checkpoint(tmp_path):
     svg = SVG(tiny_config())
     torch.save({"model": svg.state_dict(), "config": svg.config.to_dict(), "step": 3,
                 "optimizer": {}}, tmp_path / "checkpoint.pt")  # fmt: skip
-    argv = ["export-weights", "--checkpoint", str(tmp_path / "checkpoint.pt"),
+    return ["export-weights", "--checkpoint", str(tmp_path / "checkpoint.pt"),
             "--name", "tiny-lp", "--weights-dir", str(tmp_path / "w")]  # fmt: skip
-    assert main(argv) == 0
-    out = capsys.readouterr().out
-    assert "step 3" in out and "fp16 samples differ by" in out
-    assert pretrained.available(tmp_path / "w") == ["tiny-lp"]
+
+
+def _stored_dtypes(tmp_path):
     data = torch.load(tmp_path / "w" / "tiny-lp.pt", weights_only=True)
     assert "optimizer" not in data and data["meta"]["source_step"] == 3
+    return {v.dtype for v in data["model"].values() if v.is_floating_point()}
+
+
+def test_export_weights_command_stores_float32_exactly_by_default(tmp_path, capsys):
+    from svg_pyro.cli import main
+
+    assert main(_tiny_checkpoint(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "float32, step 3" in out and "stored samples differ by 0.00e+00" in out
+    assert pretrained.available(tmp_path / "w") == ["tiny-lp"]
+    assert _stored_dtypes(tmp_path) == {torch.float32}
+
+
+def test_export_weights_keeps_float16_only_within_tolerance(tmp_path, capsys, monkeypatch):
+    from svg_pyro import export_weights
+    from svg_pyro.cli import main
+
+    argv = _tiny_checkpoint(tmp_path) + ["--dtype", "float16"]
+    assert main(argv) == 0  # an untrained tiny model: fp16 changes samples by < 1e-3
+    assert "float16, step 3" in capsys.readouterr().out
+    assert _stored_dtypes(tmp_path) == {torch.float16}
+    # a model whose rollouts fp16 changes by more than the tolerance is stored in float32
+    real = pretrained.round_trip_error
+    fake = lambda ckpt, path: 0.5 if _dtype_of(path) == torch.float16 else real(ckpt, path)  # noqa: E731
+    monkeypatch.setattr(export_weights.pretrained, "round_trip_error", fake)
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "storing float32 instead" in out and "float32, step 3" in out
+    assert _stored_dtypes(tmp_path) == {torch.float32}
+
+
+def _dtype_of(path):
+    model = torch.load(path, weights_only=True)["model"]
+    return next(v.dtype for v in model.values() if v.is_floating_point())
+
+
+# -- the models that really ship ------------------------------------------------------------------
+SHIPPED = pretrained.available()
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_loads_verified_in_eval_mode_with_the_cpu_recipe(name):
+    from svg_pyro.config import get_preset
+
+    svg = pretrained.load_pretrained(name)
+    assert not svg.training
+    model_cfg, _ = get_preset("smmnist-cpu").build(prior=svg.config.prior)
+    assert svg.config == model_cfg  # trained with the smmnist-cpu recipe
+    assert svg.config.prior in ("learned", "fixed", "none")
+    card = pretrained.model_card(name)
+    assert name in card and "svg-pyro train" in card  # the card says how to reproduce it
+    assert pretrained.weights_path(name).stat().st_size <= 10 * 2**20
+
+
+def test_the_package_ships_svg_lp_and_the_deterministic_model():
+    assert {"smmnist-lp", "smmnist-det"} <= set(SHIPPED)
