@@ -43,6 +43,32 @@ def quickstart() -> list:
         ),
         new_code_cell(SETUP),
         new_markdown_cell(
+            "## The shipped model\n\n"
+            '`svg_pyro.load_pretrained("smmnist-lp")` returns the SVG-LP that ships with the '
+            "package (trained on two-digit SM-MNIST on a CPU; see its model card and "
+            "`docs/RESULTS.md` for how far it got), in eval mode. Five context frames in, twenty "
+            "sampled future frames out: the top row of each block is the truth, the others are "
+            "samples."
+        ),
+        new_code_cell(
+            """\
+import svg_pyro
+from svg_pyro.data import StochasticMovingMNIST
+from svg_pyro.viz import sample_grid, save_png, stack_rows
+
+shipped = svg_pyro.load_pretrained("smmnist-lp")
+print(svg_pyro.pretrained.model_card("smmnist-lp").splitlines()[4])
+two_digits = StochasticMovingMNIST(num_digits=2, seq_len=25, split="test", length=2)
+clips = torch.stack([two_digits[i]["frames"] for i in range(2)])  # [2, 25, 1, 64, 64]
+with torch.no_grad():
+    futures = shipped.generate(clips[:, :5], 20, n_samples=3)  # [3, 2, 20, 1, 64, 64]
+shipped_png = save_png(
+    Path("runs/nb01/shipped.png"),
+    stack_rows([sample_grid(clips[b, :5], clips[b, 5:], futures[:, b]) for b in range(2)], gap=8),
+)
+display(Image(filename=str(shipped_png)))"""
+        ),
+        new_markdown_cell(
             "## Train\n\n"
             "`build_configs` takes a preset and overrides any field of `SVGConfig` or "
             "`TrainConfig`. The `Trainer` writes a run folder: `config.json`, `metrics.jsonl`, "

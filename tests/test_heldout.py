@@ -25,8 +25,8 @@ def test_short_run_writes_heldout_rows_previews_tb_images_and_best(tmp_path):
     train, held = _rows(tmp_path)
     assert [r["step"] for r in train] == [1, 2, 3, 4] and [r["step"] for r in held] == [2, 4]
     for r in held:
-        assert 0 <= r["ssim_best"] <= 1 and r["ssim_best"] >= r["ssim_mean"] - 1e-9
-        assert r["psnr_best"] >= r["psnr_mean"] - 1e-9 and r["test_kl_per_frame"] >= 0
+        assert 0 <= r["ssim_best"] <= 1 and r["ssim_best"] >= r["ssim_mean"] - 1e-6
+        assert r["psnr_best"] >= r["psnr_mean"] - 1e-6 and r["test_kl_per_frame"] >= 0
         assert r["test_elbo_per_frame"] < 0 and (r["n_past"], r["n_future"]) == (5, 20)
         assert (r["samples"], r["sequences"]) == (2, 3)
         assert r["blank_ssim"] == held[0]["blank_ssim"] and r["copy_last_psnr"] > 0
