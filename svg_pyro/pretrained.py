@@ -126,6 +126,7 @@ def export_weights(
         "config": SVGConfig.from_dict(checkpoint["config"]).to_dict(),
         "train_config": dict(checkpoint.get("train_config") or {}),
         "step": int(checkpoint.get("step", -1)),
+        "init_from": checkpoint.get("init_from"),
         "meta": dict(meta or {}),
     }
     path = weights_dir / f"{name}.pt"

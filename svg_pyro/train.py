@@ -44,7 +44,7 @@ from svg_pyro.checkpoint import (
     seed_everything,
     set_rng_state,
 )
-from svg_pyro.config import SVGConfig, TrainConfig
+from svg_pyro.config import SVGConfig, TrainConfig, build_configs
 from svg_pyro.data import VIDEO_DATASETS, StochasticMovingMNIST
 from svg_pyro.device import autocast, resolve_device
 from svg_pyro.elbo import SVGLoss
@@ -130,6 +130,23 @@ def batches(
     return iter(loader)
 
 
+def init_configs(
+    preset: str, source: str | Path, **overrides: Any
+) -> tuple[SVGConfig, TrainConfig]:
+    """Configs for a run that starts from the weights of ``source`` (a checkpoint path or a
+    shipped name): the model configuration is the source's, with the model ``overrides`` given;
+    the training configuration is the preset's, with the training ``overrides``."""
+    ckpt = load_checkpoint(source)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    model_fields = set(SVGConfig.from_dict(ckpt["config"]).to_dict())
+    model = SVGConfig.from_dict(ckpt["config"]).to_dict()
+    model.update({k: v for k, v in overrides.items() if k in model_fields})
+    _, train_config = build_configs(
+        preset, **{k: v for k, v in overrides.items() if k not in model_fields}
+    )
+    return SVGConfig.from_dict(model), train_config
+
+
 def prepare_networks(svg: SVG, train_config: TrainConfig, device: torch.device) -> None:
     """Apply the speed settings of ``train_config`` to ``svg`` in place, before training.
 
@@ -199,6 +216,7 @@ class Trainer:
         out: str | Path,
         resume: bool = False,
         preset: str | None = None,
+        init_from: str | Path | None = None,
     ):
         self.model_config = model_config
         self.cfg = train_config
@@ -239,10 +257,14 @@ class Trainer:
         self.heldout: Any = None  # the held-out set (rank 0, built at the first evaluation)
         self.best: dict[str, Any] | None = None  # {"metric", "score", "step"} of best.pt
         self.last_eval: dict[str, Any] | None = None
+        # {"source", "step"}: the weights this run started from (None: random initialisation)
+        self.init_from: dict[str, Any] | None = None
         if resume and (self.out / CHECKPOINT).exists():
-            self._restore(self.out / CHECKPOINT)
+            self._restore(self.out / CHECKPOINT)  # the run's own checkpoint wins over init_from
         elif resume:
             raise FileNotFoundError(f"--resume: no {CHECKPOINT} in {self.out}")
+        elif init_from is not None:
+            self._initialise(init_from)
         self.dataset = train_dataset(model_config, train_config)
         if self.dist.is_main:
             config = {
@@ -250,6 +272,7 @@ class Trainer:
                 "model": model_config.to_dict(),
                 "train": train_config.to_dict(),
                 "world_size": world,
+                "init_from": self.init_from,
             }
             (self.out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
 
@@ -268,6 +291,7 @@ class Trainer:
             "rng_per_rank": distributed.gather_objects(rng_state(), self.dist),
             "pending_log_per_rank": distributed.gather_objects(self._pending_log(), self.dist),
             "best": self.best,
+            "init_from": self.init_from,
             "format": 1,
         }
 
@@ -315,8 +339,32 @@ class Trainer:
                 self._sums[k] = mine[k].to(self.device).clone()
         self._last_saved = self.step
         self.best = ckpt.get("best")
+        self.init_from = ckpt.get("init_from")
         if self.dist.is_main:
             self._truncate_metrics(self.step)
+
+    def _initialise(self, source: str | Path) -> None:
+        """Start from the weights of ``source`` (a checkpoint or shipped name), with a fresh
+        optimizer and step counter; the model configuration must match (see
+        :func:`init_configs`)."""
+        ckpt = load_checkpoint(source, map_location=self.device)
+        saved = SVGConfig.from_dict(ckpt["config"]).to_dict()
+        try:
+            self.svg.load_state_dict(ckpt["model"])
+        except RuntimeError as err:
+            diff = config_differences(saved, self.model_config.to_dict())
+            raise ValueError(
+                f"--init-from {source}: its weights do not fit this model ("
+                + ("; ".join(diff) or str(err).splitlines()[0])
+                + ")"
+            ) from None
+        prev = ckpt.get("init_from") or {}
+        self.init_from = {
+            "source": str(source),
+            "step": int(ckpt.get("step", 0)),
+            # steps behind the source itself, when it was trained from other weights
+            "total_step": int(ckpt.get("step", 0)) + int(prev.get("total_step", 0)),
+        }
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop logged lines past ``step`` (written after the checkpoint being resumed)."""

@@ -14,7 +14,7 @@ from typing import Any
 from svg_pyro import options, signals
 from svg_pyro.checkpoint import CHECKPOINT
 from svg_pyro.config import PRESETS, SVGConfig, TrainConfig, build_configs
-from svg_pyro.train import Trainer
+from svg_pyro.train import Trainer, init_configs
 
 
 def _parse_bool(text: str) -> bool:
@@ -63,11 +63,23 @@ def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """``svg-pyro train``: build the configs, train, and on a stop signal say how to resume."""
-    model_cfg, train_cfg = build_configs(args.preset, **settings_from_args(args))
-    trainer = Trainer(model_cfg, train_cfg, args.out, resume=args.resume, preset=args.preset)
+    settings = settings_from_args(args)
+    resuming = args.resume and (Path(args.out) / CHECKPOINT).exists()
+    init_from = args.init_from if args.init_from and not resuming else None
+    if args.init_from:  # the model settings are the source's (the run's own once it has saved)
+        source = Path(args.out) / CHECKPOINT if resuming else args.init_from
+        model_cfg, train_cfg = init_configs(args.preset, source, **settings)
+    else:
+        model_cfg, train_cfg = build_configs(args.preset, **settings)
+    trainer = Trainer(
+        model_cfg, train_cfg, args.out, resume=args.resume, preset=args.preset, init_from=init_from
+    )
+    start = trainer.init_from
     print(
         f"training {model_cfg.variant} ({args.preset}) on {trainer.device} -> {args.out} "
-        f"(step {trainer.step} of {train_cfg.steps})",
+        f"(step {trainer.step} of {train_cfg.steps}"
+        + (f"; from the weights of {start['source']} at its step {start['step']}" if start else "")
+        + ")",
         file=sys.stderr,
     )
     try:
@@ -105,6 +117,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--out", required=True, help="run folder (checkpoint, metrics, config)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument(
+        "--init-from",
+        metavar="CHECKPOINT",
+        help="start from these weights (a checkpoint path or a shipped name such as smmnist-lp) "
+        "with a fresh optimizer and step 0; the model settings are the checkpoint's (model flags "
+        "given here override them), the training settings the preset's; with --resume the "
+        "run's own checkpoint wins once it exists",
+    )
     options.add_no_progress(p, "no progress bar")
     add_setting_flags(p)
     return p

@@ -4,14 +4,12 @@ import json
 import math
 
 import numpy as np
-import pyro
 import pytest
 import torch
 
-from svg_pyro.checkpoint import eval_protocol, load_model
+from svg_pyro.checkpoint import load_model
 from svg_pyro.cli import main
-from svg_pyro.config import SVGConfig, build_configs
-from svg_pyro.data import load_frames, to_float, write_smmnist_testset
+from svg_pyro.data import load_frames, write_smmnist_testset
 from svg_pyro.evaluate import (
     BLANK,
     COPY_LAST,
@@ -20,44 +18,9 @@ from svg_pyro.evaluate import (
     evaluate_generator,
     run_evaluation,
 )
-from svg_pyro.iwae import iwae_bound, log_weights
 from svg_pyro.metrics import PSNR_CAP_DB, ssim
-from svg_pyro.svg import SVG, sampling_mode
-from svg_pyro.train import Trainer
-
-P, F = 2, 3
-MICRO = dict(nf=4, g_dim=8, z_dim=2, rnn_size=16, predictor_layers=1, n_past=P, n_future=F)
-
-
-def save_checkpoint(svg: SVG, path, dataset="smmnist"):
-    torch.save(
-        {"model": svg.state_dict(), "config": svg.config.to_dict(), "step": 0,
-         "train_config": {"dataset": dataset, "num_digits": 1}},
-        path,
-    )  # fmt: skip
-    return path
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A micro SVG-LP trained 150 steps (obs_sigma 0.1), an untrained det model, a test set."""
-    root = tmp_path_factory.mktemp("eval")
-    model_cfg, train_cfg = build_configs(
-        "tiny", **MICRO, obs_sigma=0.1, batch_size=8, steps=150, device="cpu",
-        log_every=50, checkpoint_every=1000,
-    )  # fmt: skip
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small convolutions: one thread is faster on a busy CPU
-    try:
-        Trainer(model_cfg, train_cfg, root / "lp").fit(progress=False)
-    finally:
-        torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    det = save_checkpoint(SVG(SVGConfig(prior="none", **MICRO)), root / "det.pt")
-    testset = write_smmnist_testset(
-        root / "test.npz", sequences=16, frames=P + F + 1, num_digits=1, seed=0, progress=False
-    )
-    return {"lp": root / "lp" / "checkpoint.pt", "det": det, "testset": testset, "root": root}
+from svg_pyro.svg import sampling_mode
+from tests.conftest import F, P
 
 
 def static_testset(path, n=4):
@@ -67,16 +30,6 @@ def static_testset(path, n=4):
     with open(path, "wb") as f:
         np.savez(f, frames=np.repeat(img, P + F, axis=1))
     return path
-
-
-def test_protocol_defaults_come_from_the_dataset():
-    ckpt = {"config": SVGConfig(**MICRO).to_dict(), "train_config": {"dataset": "smmnist"}}
-    assert eval_protocol(ckpt) == (5, 20)
-    assert eval_protocol(ckpt, n_past=3) == (3, 20)
-    ckpt["train_config"]["dataset"] = "unknown"
-    assert eval_protocol(ckpt) == (P, F)
-    with pytest.raises(ValueError):
-        eval_protocol(ckpt, n_future=0)
 
 
 def test_copy_last_on_a_static_sequence_is_perfect(tmp_path):
@@ -160,49 +113,6 @@ def test_sampling_is_reproducible_and_bn_train_mode_keeps_running_stats(trained)
     for k, v in svg.state_dict().items():
         if not k.endswith("num_batches_tracked"):
             assert torch.equal(v, before[k]), k
-
-
-def test_iwae_of_the_deterministic_model_is_its_exact_log_likelihood(trained):
-    """No latent: log w is sum_t log N(x_t; x_hat_t, sigma), computed here by hand."""
-    svg, _ = load_model(trained["det"])
-    svg.eval()
-    x = to_float(np.load(trained["testset"])["frames"][:4, : P + F], "cpu")
-    with torch.no_grad():
-        h, skips = svg.encode(x)
-        g, _ = svg.predictor(h[:, :-1])
-        skip = [s[:, P - 1] for s in skips]  # the paper's skip: the last context frame
-        means = torch.stack([svg.decoder(g[:, t - 1], skip) for t in range(P, P + F)], 1)
-    sse = (means.double() - x[:, P:].double()).pow(2).flatten(1).sum(1)
-    d = F * 4096
-    for sigma in (svg.config.obs_sigma, 0.2):
-        expected = -sse / (2 * sigma**2) - d * math.log(sigma * math.sqrt(2 * math.pi))
-        lw = log_weights(svg, x, P, n_particles=1, obs_sigma=sigma)
-        assert lw.shape == (1, 4)
-        assert torch.allclose(lw[0], expected, rtol=1e-5)
-    assert svg.config.n_past == P and svg.config.obs_sigma != 0.2  # restored after the override
-
-
-def test_iwae_is_above_the_elbo_and_grows_with_k(trained):
-    svg, _ = load_model(trained["lp"])
-    svg.eval()
-    x = to_float(np.load(trained["testset"])["frames"][:, : P + F], "cpu")
-    pyro.set_rng_seed(0)
-    lw = log_weights(svg, x, P, n_particles=120)  # [120, 16]
-    assert lw.shape == (120, 16) and torch.isfinite(lw).all()
-    elbo = lw.mean(0)
-
-    def bound(k):  # the K-particle bound averaged over 120 / K disjoint groups and sequences
-        return torch.stack([iwae_bound(c) for c in lw.split(k)]).mean()
-
-    # the bound by hand, in float64: log of the mean of the weights, per sequence
-    w10 = lw[:10].double()
-    peak = w10.max(0).values
-    by_hand = peak + (w10 - peak).exp().mean(0).log()
-    torch.testing.assert_close(iwae_bound(lw[:10]).double(), by_hand, rtol=1e-6, atol=1e-4)
-    assert bound(10) > elbo.mean()
-    assert bound(1) < bound(10) < bound(40) < bound(120)
-    # the weights really vary between particles: the test is not of equal weights
-    assert lw.std(0).mean() > 0.1
 
 
 def test_errors_are_one_line_exit_2(tmp_path, trained, capsys):

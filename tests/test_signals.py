@@ -208,7 +208,8 @@ def _kill_self_on_call(monkeypatch, module, name, on_call):
 def micro_models(tmp_path):
     from svg_pyro.config import SVGConfig
     from svg_pyro.svg import SVG
-    from tests.test_evaluate import MICRO, save_checkpoint, static_testset
+    from tests.conftest import MICRO, save_checkpoint
+    from tests.test_evaluate import static_testset
 
     torch.manual_seed(0)
     return {

