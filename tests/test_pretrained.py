@@ -31,7 +31,8 @@ def shipped(tmp_path, monkeypatch):
 def test_export_writes_fp16_weights_only_and_registers_hash(shipped, tmp_path):
     _, path = shipped
     data = torch.load(path, weights_only=True)
-    assert set(data) == {"format", "model", "config", "train_config", "step", "meta"}
+    assert set(data) == {"format", "model", "config", "train_config", "step", "init_from", "meta"}
+    assert data["init_from"] is None  # trained from a random start (else {"source", "step", ...})
     floats = [v for v in data["model"].values() if v.is_floating_point()]
     assert floats and all(v.dtype == torch.float16 for v in floats)
     registry = json.loads((tmp_path / "registry.json").read_text())
