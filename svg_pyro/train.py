@@ -15,6 +15,7 @@ for it and raise :class:`svg_pyro.signals.Interrupted` (all ranks stop at the sa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -136,15 +137,12 @@ def init_configs(
     """Configs for a run that starts from the weights of ``source`` (a checkpoint path or a
     shipped name): the model configuration is the source's, with the model ``overrides`` given;
     the training configuration is the preset's, with the training ``overrides``."""
-    ckpt = load_checkpoint(source)
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    model_fields = set(SVGConfig.from_dict(ckpt["config"]).to_dict())
-    model = SVGConfig.from_dict(ckpt["config"]).to_dict()
-    model.update({k: v for k, v in overrides.items() if k in model_fields})
-    _, train_config = build_configs(
-        preset, **{k: v for k, v in overrides.items() if k not in model_fields}
-    )
-    return SVGConfig.from_dict(model), train_config
+    model_fields = {f.name for f in dataclasses.fields(SVGConfig)}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    train = {k: v for k, v in given.items() if k not in model_fields}
+    saved = SVGConfig.from_dict(load_checkpoint(source)["config"])
+    model = dataclasses.replace(saved, **{k: v for k, v in given.items() if k in model_fields})
+    return model, build_configs(preset, **train)[1]
 
 
 def prepare_networks(svg: SVG, train_config: TrainConfig, device: torch.device) -> None:
@@ -257,7 +255,7 @@ class Trainer:
         self.heldout: Any = None  # the held-out set (rank 0, built at the first evaluation)
         self.best: dict[str, Any] | None = None  # {"metric", "score", "step"} of best.pt
         self.last_eval: dict[str, Any] | None = None
-        # {"source", "step"}: the weights this run started from (None: random initialisation)
+        # {"source", "step", "total_step"}: the weights this run started from (None: random)
         self.init_from: dict[str, Any] | None = None
         if resume and (self.out / CHECKPOINT).exists():
             self._restore(self.out / CHECKPOINT)  # the run's own checkpoint wins over init_from
@@ -348,23 +346,19 @@ class Trainer:
         optimizer and step counter; the model configuration must match (see
         :func:`init_configs`)."""
         ckpt = load_checkpoint(source, map_location=self.device)
-        saved = SVGConfig.from_dict(ckpt["config"]).to_dict()
         try:
             self.svg.load_state_dict(ckpt["model"])
         except RuntimeError as err:
+            saved = SVGConfig.from_dict(ckpt["config"]).to_dict()
             diff = config_differences(saved, self.model_config.to_dict())
             raise ValueError(
                 f"--init-from {source}: its weights do not fit this model ("
                 + ("; ".join(diff) or str(err).splitlines()[0])
                 + ")"
             ) from None
-        prev = ckpt.get("init_from") or {}
-        self.init_from = {
-            "source": str(source),
-            "step": int(ckpt.get("step", 0)),
-            # steps behind the source itself, when it was trained from other weights
-            "total_step": int(ckpt.get("step", 0)) + int(prev.get("total_step", 0)),
-        }
+        step = int(ckpt.get("step", 0))
+        behind = (ckpt.get("init_from") or {}).get("total_step", 0)  # the source's own source
+        self.init_from = {"source": str(source), "step": step, "total_step": step + int(behind)}
 
     def _truncate_metrics(self, step: int) -> None:
         """Drop logged lines past ``step`` (written after the checkpoint being resumed)."""
