@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_PKGS ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test lint format clean wheel-check
 
 install: $(STAMP)
 
@@ -30,6 +30,11 @@ format: $(STAMP)
 
 test: lint
 	$(VENV)/bin/pytest -q
+	bash .ci/wheel-check $(PY)
+
+# the CLI as a user gets it: the built wheel installed in a fresh venv, run outside the repository
+wheel-check: $(STAMP)
+	bash .ci/wheel-check $(PY)
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -77,13 +77,15 @@ display(Image(filename=str(shipped_png)))"""
         ),
         new_code_cell(
             """\
-from svg_pyro.checkpoint import CHECKPOINT, METRICS
+from svg_pyro.checkpoint import CHECKPOINT
 from svg_pyro.config import build_configs
 from svg_pyro.train import Trainer
 
 out = Path("runs/nb01")
 steps = 20 if SMALL else 1500
-model_cfg, train_cfg = build_configs("tiny", steps=steps, device="cpu", log_every=10)
+# held-out scores every `eval_every` steps (1000 for `tiny`); the small run reaches them too
+held_out = dict(eval_every=10, eval_sequences=4, eval_samples=2) if SMALL else {}
+model_cfg, train_cfg = build_configs("tiny", steps=steps, device="cpu", log_every=10, **held_out)
 trainer = Trainer(model_cfg, train_cfg, out, resume=(out / CHECKPOINT).exists(), preset="tiny")
 records = trainer.fit(progress=False)
 print(model_cfg.variant, "trained for", trainer.step, "steps")
@@ -97,7 +99,7 @@ print("last logged terms:", records[-1] if records else "(already trained)")"""
             """\
 from svg_pyro.viz import plot_metrics
 
-display(Image(filename=str(plot_metrics(out / METRICS, out / "loss.png"))))"""
+display(Image(filename=str(plot_metrics(out, out / "loss.png"))))"""
         ),
         new_markdown_cell(
             "## Sample\n\n"

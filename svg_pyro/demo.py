@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from svg_pyro import options, pretrained
-from svg_pyro.checkpoint import CHECKPOINT, METRICS
+from svg_pyro.checkpoint import CHECKPOINT
 from svg_pyro.config import EVAL_PROTOCOLS, build_configs
 from svg_pyro.data import StochasticMovingMNIST
 from svg_pyro.svg import SVG
@@ -72,9 +72,11 @@ def run_demo(
     n_samples: int = 3,
     progress: bool = True,
     shipped: bool = True,
+    **overrides: Any,
 ) -> dict[str, Path]:
     """Show the shipped model's futures, then train (or resume) ``tiny`` for ``steps`` steps
-    on CPU and draw its samples.
+    on CPU and draw its samples; ``overrides`` change settings of the ``tiny`` preset (tests
+    use them to reach held-out evaluation in a few steps).
 
     Returns the paths of ``pretrained_gif`` / ``pretrained_grid`` (when a model is shipped and
     ``shipped``), ``gif`` and ``grid`` (the tiny model's context, truth and samples), ``curves``
@@ -84,13 +86,13 @@ def run_demo(
     paths = show_shipped(out, n_sequences=n_sequences, n_samples=n_samples) if shipped else {}
     if paths and progress:
         print(f"shipped {SHIPPED}: {paths['pretrained_gif']}", flush=True)
-    model_cfg, train_cfg = build_configs("tiny", steps=steps, device="cpu")
+    model_cfg, train_cfg = build_configs("tiny", steps=steps, device="cpu", **overrides)
     trainer = Trainer(model_cfg, train_cfg, out, resume=(out / CHECKPOINT).exists(), preset="tiny")
     trainer.fit(progress=progress)
     svg = trainer.svg.eval()
     p, f, digits = model_cfg.n_past, model_cfg.n_future, train_cfg.num_digits
     paths.update(draw_futures(svg, out, "demo", p, f, digits, n_sequences, n_samples))
-    paths["curves"] = plot_metrics(out / METRICS, out / "loss.png")
+    paths["curves"] = plot_metrics(out, out / "loss.png")
     paths["checkpoint"] = out / CHECKPOINT
     return paths
 

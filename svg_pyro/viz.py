@@ -128,33 +128,14 @@ def save_png(path: str | Path, image: np.ndarray) -> Path:
     return path
 
 
-def plot_metrics(metrics_jsonl: str | Path, out_png: str | Path) -> Path:
-    """Plot ``loss``, ``recon`` and ``kl`` of a run's ``metrics.jsonl`` against the step."""
-    records = [json.loads(line) for line in Path(metrics_jsonl).read_text().splitlines() if line]
-    if not records:
-        raise ValueError(f"{metrics_jsonl} has no records to plot")
-    steps = [r["step"] for r in records]
-    fig = figure(figsize=(12, 3.2))
-    axes = fig.subplots(1, 3)
-    for ax, key, title in zip(
-        axes,
-        ("loss", "recon", "kl"),
-        ("objective: recon + beta KL", "recon: sum_t mean-pixel MSE", "KL (nats, sum over t)"),
-    ):
-        ax.plot(steps, [r[key] for r in records], lw=1.2)
-        ax.set_title(title, fontsize=9)
-        ax.set_xlabel("step")
-        ax.grid(alpha=0.3)
-    axes[0].set_yscale("log")
-    axes[1].set_yscale("log")
-    fig.tight_layout()
-    return save_figure(fig, out_png)
-
-
-def run_curves(run: str | Path) -> dict[str, dict[str, np.ndarray]]:
-    """A run folder's ``metrics.jsonl`` as arrays: ``train`` rows and held-out ``eval`` rows, each
-    ``{column: values}`` (``step``, ``seconds`` and the logged terms; missing values are NaN)."""
-    path = Path(run) / "metrics.jsonl"
+def read_metrics(run: str | Path) -> dict[str, dict[str, np.ndarray]]:
+    """The one reader of a run's ``metrics.jsonl`` (``run`` is the run folder or the file): the
+    ``train`` rows and the held-out ``eval`` rows (``"eval": true``), each as ``{column: values}``
+    (``step``, ``seconds`` and the logged terms; a value a row lacks is NaN). Lines cut short by
+    a crash are skipped."""
+    path = Path(run)
+    if path.is_dir():
+        path = path / "metrics.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{run} has no metrics.jsonl (not a run folder?)")
     rows: dict[str, list[dict]] = {"train": [], "eval": []}
@@ -163,14 +144,54 @@ def run_curves(run: str | Path) -> dict[str, dict[str, np.ndarray]]:
             r = json.loads(line)
         except ValueError:
             continue  # a line cut short by a crash
-        rows["eval" if r.get("eval") else "train"].append(r)
+        if isinstance(r, dict):
+            rows["eval" if r.get("eval") else "train"].append(r)
     out: dict[str, dict[str, np.ndarray]] = {}
     for kind, rs in rows.items():
-        keys = sorted({k for r in rs for k, v in r.items() if isinstance(v, (int, float))})
+        keys = sorted(
+            {k for r in rs for k, v in r.items() if isinstance(v, (int, float)) and k != "eval"}
+        )
         out[kind] = {
             k: np.array([np.nan if r.get(k) is None else float(r[k]) for r in rs]) for k in keys
         }
     return out
+
+
+def plot_metrics(run: str | Path, out_png: str | Path) -> Path:
+    """A run's curves against the step: the training rows' ``loss``, ``recon`` and ``kl`` and,
+    when the run scored held-out sequences (``--eval-every``), the held-out best-of-K SSIM with
+    copy-last and blank beside it. ``run`` is the run folder or its ``metrics.jsonl``."""
+    curves = read_metrics(run)
+    train, held = curves["train"], curves["eval"]
+    if "step" not in train:
+        raise ValueError(f"{run} has no training rows to plot")
+    panels = [
+        ("loss", "objective: recon + beta KL", True),
+        ("recon", "recon: sum_t mean-pixel MSE", True),
+        ("kl", "KL (nats, sum over t)", False),
+    ]
+    has_eval = "ssim_best" in held and bool(np.isfinite(held["ssim_best"]).any())
+    fig = figure(figsize=(4 * (len(panels) + has_eval), 3.2))
+    axes = fig.subplots(1, len(panels) + has_eval)
+    for ax, (key, title, log) in zip(axes, panels):
+        if key in train:
+            ax.plot(train["step"], train[key], lw=1.2)
+            if log and np.nanmin(train[key]) > 0:
+                ax.set_yscale("log")
+        ax.set_title(title, fontsize=9)
+    if has_eval:
+        ax = axes[-1]
+        ax.plot(held["step"], held["ssim_best"], marker="o", ms=3, lw=1.2, label="model")
+        for key, ls, label in (("copy_last_ssim", ":", "copy-last"), ("blank_ssim", "--", "blank")):
+            if key in held and np.isfinite(held[key]).any():
+                ax.axhline(np.nanmean(held[key]), color="gray", ls=ls, label=label)
+        ax.set_title("held-out best-of-K SSIM", fontsize=9)
+        ax.legend(fontsize=7)
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, out_png)
 
 
 # (row kind, column, panel title, log scale)
@@ -188,7 +209,7 @@ def plot_runs(runs: Sequence[str | Path], out_png: str | Path) -> Path:
     (dotted, dashed) of the first run that has them."""
     if not runs:
         raise ValueError("plot-run needs at least one run folder")
-    curves = [(Path(r), run_curves(r)) for r in runs]
+    curves = [(Path(r), read_metrics(r)) for r in runs]
     names = [p.name for p, _ in curves]
     labels = names if len(set(names)) == len(names) else [str(p) for p, _ in curves]
     fig = figure(figsize=(4.2 * len(RUN_PANELS), 6.4))

@@ -8,7 +8,7 @@ import torch
 from svg_pyro.checkpoint import load_checkpoint, load_model
 from svg_pyro.cli import main
 from svg_pyro.train import Trainer
-from svg_pyro.viz import run_curves
+from svg_pyro.viz import read_metrics
 from tests.test_train import small
 
 EVAL = dict(eval_sequences=3, eval_samples=2)
@@ -69,7 +69,7 @@ def test_plot_run_draws_two_runs(tmp_path, capsys):
     model_cfg, train_cfg = small(2, eval_every=1, **EVAL)
     Trainer(model_cfg, train_cfg, tmp_path / "a").fit(progress=False)
     Trainer(model_cfg, small(2)[1], tmp_path / "b").fit(progress=False)  # no held-out rows
-    a, b = run_curves(tmp_path / "a"), run_curves(tmp_path / "b")
+    a, b = read_metrics(tmp_path / "a"), read_metrics(tmp_path / "b")
     assert list(a["eval"]["step"]) == [1, 2] and len(b["eval"]) == 0
     assert list(a["train"]["step"]) == list(b["train"]["step"]) == [1, 2]
     out = tmp_path / "runs.png"
