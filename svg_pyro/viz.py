@@ -185,6 +185,7 @@ def plot_metrics(run: str | Path, out_png: str | Path) -> Path:
         for key, ls, label in (("copy_last_ssim", ":", "copy-last"), ("blank_ssim", "--", "blank")):
             if key in held and np.isfinite(held[key]).any():
                 ax.axhline(np.nanmean(held[key]), color="gray", ls=ls, label=label)
+        ax.set_xlim(axes[0].get_xlim())  # the training panels' steps, even for one point
         ax.set_title("held-out best-of-K SSIM", fontsize=9)
         ax.legend(fontsize=7)
     for ax in axes:
