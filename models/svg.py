@@ -43,6 +43,12 @@ import pyro.distributions as dist
 import torch
 from pyro import poutine
 from pyro.infer.util import is_validation_enabled
+from pyro.ops.provenance import (
+    ProvenanceTensor,
+    detach_provenance,
+    get_provenance,
+    track_provenance,
+)
 
 from svg_pyro.models.batching import fold, leading_shape, outer_plate_shape, tile, unfold_dist
 from svg_pyro.skipshare import decode_with_skip_terms, skip_terms
@@ -156,6 +162,28 @@ def rollout(
     return out
 
 
+def frame_means(x_mean: torch.Tensor, z: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The teacher-forced means ``x_mean [..., L, C, H, W]`` as L frames ``[..., C, H, W]``.
+
+    The networks run over all L frames in one call, so under Pyro's provenance tracking
+    (:func:`pyro.infer.inspect.get_dependencies`, :func:`pyro.render_model`) every frame's mean
+    would carry every latent ``z_1..z_L``. The recurrence is causal (frame t reads the latents
+    ``z_1..z_t`` and frames before t, nothing later), so while the latents are tracked each
+    frame's mean keeps the batched result's provenance less that of the later latents. Outside
+    tracking (training, sampling) this is plain indexing. (BatchNorm in training mode normalises
+    over all frames of a batch, which couples them numerically as it couples the sequences of a
+    plate; the probability model is the eval-mode one, where frame t reads nothing later.)
+    """
+    frames = [x_mean[..., t, :, :, :] for t in range(x_mean.shape[-4])]
+    if not any(isinstance(v, ProvenanceTensor) for v in z):
+        return frames
+    everything = get_provenance(x_mean)
+    later = [frozenset().union(*(get_provenance(v) for v in z[t + 1 :])) for t in range(len(z))]
+    return [
+        track_provenance(detach_provenance(x), everything - later[t]) for t, x in enumerate(frames)
+    ]
+
+
 def model(svg: SVG, frames: torch.Tensor, n_future: int = 0) -> torch.Tensor:
     """Score ``frames [B, P, C, H, W]`` and forecast ``n_future`` frames after them.
 
@@ -193,11 +221,9 @@ def model(svg: SVG, frames: torch.Tensor, n_future: int = 0) -> torch.Tensor:
             g, predictor_state = svg.predictor(inp)
             x_mean = svg.decode(g, [tile(s, lead) for s in skips], first_target=1, n_past=n_past)
             x_mean = x_mean.reshape(*lead, batch, *x_mean.shape[1:])
-            x_mean_fp32 = x_mean.float()
             sigma = svg.config.obs_sigma
-            for t in range(1, steps):
-                x_t = dist.Normal(x_mean_fp32[..., t - 1, :, :, :], sigma).to_event(3)
-                pyro.sample(f"x_{t}", x_t, obs=frames[:, t])
+            for t, mean in enumerate(frame_means(x_mean.float(), z), start=1):
+                pyro.sample(f"x_{t}", dist.Normal(mean, sigma).to_event(3), obs=frames[:, t])
         if not n_future:
             return x_mean
         if lead and steps > 1 and svg.prior is not None:  # its state for the S x B rollouts
