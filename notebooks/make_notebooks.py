@@ -182,9 +182,9 @@ display(Image(filename=str(save_png(out / "predictive.png", grid))))"""
             """\
 from pyro.infer.inspect import get_dependencies
 
-parallel = Predictive(
-    svg.model, guide=svg.guide, num_samples=3, return_sites=sites, parallel=True
-)(frames[:, :n_past], n_future=n_future)
+parallel = Predictive(svg.model, guide=svg.guide, num_samples=3, return_sites=sites, parallel=True)(
+    frames[:, :n_past], n_future=n_future
+)
 print("parallel Predictive:", tuple(parallel[sites[0]].shape))
 
 elbo = TraceMeanField_ELBO(num_particles=4, vectorize_particles=True, max_plate_nesting=1)
@@ -202,8 +202,14 @@ import importlib.util
 import shutil
 
 if shutil.which("dot") and importlib.util.find_spec("graphviz"):  # context, then a forecast
-    display(pyro.render_model(svg.model, model_args=(frames[:2, :3],),
-                              model_kwargs={"n_future": 2}, render_deterministic=True))
+    display(
+        pyro.render_model(
+            svg.model,
+            model_args=(frames[:2, :3],),
+            model_kwargs={"n_future": 2},
+            render_deterministic=True,
+        )
+    )
 else:
     print("install graphviz (the `dot` program and the `graphviz` package) to draw the graph")"""
         ),
