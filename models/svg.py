@@ -34,6 +34,7 @@ with the guide (it covers ``z_1..z_{P-1}``) is the paper's sampling scheme::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,14 @@ import pyro.distributions as dist
 import torch
 from pyro import poutine
 from pyro.infer.util import is_validation_enabled
+from pyro.ops.provenance import (
+    ProvenanceTensor,
+    detach_provenance,
+    get_provenance,
+    track_provenance,
+)
 
+from svg_pyro.models.batching import fold, leading_shape, outer_plate_shape, tile, unfold_dist
 from svg_pyro.skipshare import decode_with_skip_terms, skip_terms
 
 if TYPE_CHECKING:
@@ -58,7 +66,9 @@ class Carry:
     ``h_prev`` is ``Enc(x_{t-1})`` ``[N, 1, g_dim(, s, s)]``; ``skip`` the decoder's skip maps
     ``[N, c, h, w]``; ``terms``, when not ``None``, their precomputed share of the decoder
     (:func:`svg_pyro.skipshare.skip_terms`, ``[n, ...]`` for any n dividing N sample-major), used
-    in place of ``skip``; the two LSTM states (``None``: zeros).
+    in place of ``skip``; the two LSTM states (``None``: zeros); ``site_shape``, when not
+    ``None``, the batch shape ``[*S, B]`` (``N = prod(S) * B``, sample-major) that the sites
+    take under Pyro's leading plates (:mod:`svg_pyro.models.batching`).
     """
 
     h_prev: torch.Tensor
@@ -66,6 +76,7 @@ class Carry:
     terms: list[torch.Tensor] | None = None
     prior_state: Any = None
     predictor_state: Any = None
+    site_shape: tuple[int, ...] | None = None
 
 
 def context_carry(
@@ -75,6 +86,7 @@ def context_carry(
     prior_state: Any = None,
     predictor_state: Any = None,
     n_samples: int = 1,
+    site_shape: tuple[int, ...] | None = None,
 ) -> Carry:
     """The carry after a context of P frames: ``h [B, P, ...]`` and ``skips [B, P, ...]`` of the
     context, the LSTM states after it (for ``n_samples * B`` sequences). The skip maps are those
@@ -91,7 +103,9 @@ def context_carry(
             return x
         return x.unsqueeze(0).expand(n_samples, *x.shape).reshape(-1, *x.shape[1:])
 
-    return Carry(tile(h[:, -1:]), [tile(s) for s in skip], terms, prior_state, predictor_state)
+    return Carry(
+        tile(h[:, -1:]), [tile(s) for s in skip], terms, prior_state, predictor_state, site_shape
+    )
 
 
 def frame_step(svg: SVG, t: int, carry: Carry, pixel_site: bool = True) -> torch.Tensor:
@@ -100,24 +114,30 @@ def frame_step(svg: SVG, t: int, carry: Carry, pixel_site: bool = True) -> torch
 
     Sites: ``z_t`` from the prior (KL-scaled; absent if deterministic), ``x_hat_t``
     (deterministic), and with ``pixel_site`` ``x_t ~ Normal(x_hat_t, obs_sigma)``, not observed.
-    Call it under a ``pyro.plate("sequences", N)``. This is the one frame loop: the model's
-    forecast and :meth:`SVG.generate` both run it.
+    Call it under a ``pyro.plate("sequences", N)``, or with ``carry.site_shape = (*S, B)`` under
+    the plates of those sizes (the sites then have batch ``[*S, B]``). This is the one frame
+    loop: the model's forecast and :meth:`SVG.generate` both run it.
     """
+    shape = carry.site_shape
     inp = carry.h_prev
     if svg.prior is not None:
         steps, carry.prior_state = svg.prior(carry.h_prev, carry.prior_state)
         with poutine.scale(scale=svg.config.kl_scale):
-            z = pyro.sample(f"z_{t}", steps[0])
+            z = pyro.sample(f"z_{t}", unfold_dist(steps[0], shape))
+        if shape is not None:
+            z = fold(z, shape[:-1], shape[-1], len(svg.config.latent_shape))
         inp = torch.cat([inp, z[:, None].to(inp.dtype)], 2)
     g, carry.predictor_state = svg.predictor(inp, carry.predictor_state)
     if carry.terms is not None:
         x = decode_with_skip_terms(svg.decoder, g[:, 0], carry.terms)
     else:
         x = svg.decoder(g[:, 0], carry.skip)
+    if shape is not None:
+        x = x.reshape(*shape, *x.shape[1:])
     x = pyro.deterministic(f"x_hat_{t}", x, event_dim=3)
     if pixel_site:
         pyro.sample(f"x_{t}", dist.Normal(x.float(), svg.config.obs_sigma).to_event(3))
-    return x
+    return x if shape is None else fold(x, shape[:-1], shape[-1], 3)
 
 
 def feed_back(svg: SVG, x: torch.Tensor, carry: Carry) -> None:
@@ -142,11 +162,36 @@ def rollout(
     return out
 
 
+def frame_means(x_mean: torch.Tensor, z: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The teacher-forced means ``x_mean [..., L, C, H, W]`` as L frames ``[..., C, H, W]``.
+
+    The networks run over all L frames in one call, so under Pyro's provenance tracking
+    (:func:`pyro.infer.inspect.get_dependencies`, :func:`pyro.render_model`) every frame's mean
+    would carry every latent ``z_1..z_L``. The recurrence is causal (frame t reads the latents
+    ``z_1..z_t`` and frames before t, nothing later), so while the latents are tracked each
+    frame's mean keeps the batched result's provenance less that of the later latents. Outside
+    tracking (training, sampling) this is plain indexing. (BatchNorm in training mode normalises
+    over all frames of a batch, which couples them numerically as it couples the sequences of a
+    plate; the probability model is the eval-mode one, where frame t reads nothing later.)
+    """
+    frames = [x_mean[..., t, :, :, :] for t in range(x_mean.shape[-4])]
+    if not any(isinstance(v, ProvenanceTensor) for v in z):
+        return frames
+    everything = get_provenance(x_mean)
+    later = [frozenset().union(*(get_provenance(v) for v in z[t + 1 :])) for t in range(len(z))]
+    return [
+        track_provenance(detach_provenance(x), everything - later[t]) for t, x in enumerate(frames)
+    ]
+
+
 def model(svg: SVG, frames: torch.Tensor, n_future: int = 0) -> torch.Tensor:
     """Score ``frames [B, P, C, H, W]`` and forecast ``n_future`` frames after them.
 
-    Returns the means of frames ``1..P+F-1``: ``[B, P-1+F, C, H, W]`` (teacher-forced for the
-    observed frames, generated after them).
+    Returns the means of frames ``1..P+F-1``: ``[*S, B, P-1+F, C, H, W]`` (teacher-forced for
+    the observed frames, generated after them). ``S`` is empty unless the model runs under
+    Pyro's leading plates (``Predictive(parallel=True)``, ``vectorize_particles=True``): then the
+    latents are ``[*S, B, ...]`` and the networks run on ``prod(S) * B`` sequences at once
+    (:mod:`svg_pyro.models.batching`).
     """
     if n_future < 0:
         raise ValueError(f"need n_future >= 0, got {n_future}")
@@ -157,26 +202,35 @@ def model(svg: SVG, frames: torch.Tensor, n_future: int = 0) -> torch.Tensor:
     h, skips = svg.encode(frames)
     h_prev = h[:, :-1]
     prior_state = predictor_state = None
+    event = len(svg.config.latent_shape)
+    lead: tuple[int, ...] = ()  # the latents' leading dims S: the networks run on S x B
     with pyro.plate("sequences", batch):
+        z = []
+        if steps > 1 and svg.prior is not None:
+            prior_steps, prior_state = svg.prior(h_prev)
+            with poutine.scale(scale=svg.config.kl_scale):
+                z = [pyro.sample(f"z_{t}", prior_steps[t - 1]) for t in range(1, steps)]
+            lead = leading_shape(z, event)
+        if n_future and svg.prior is not None:  # the forecast's latents fill the outer plates
+            lead = tuple(torch.broadcast_shapes(lead, outer_plate_shape()))
         if steps > 1:  # the observed frames, teacher-forced
-            if svg.prior is not None:
-                prior_steps, prior_state = svg.prior(h_prev)
-                with poutine.scale(scale=svg.config.kl_scale):
-                    z = [pyro.sample(f"z_{t}", prior_steps[t - 1]) for t in range(1, steps)]
-                inp = torch.cat([h_prev, torch.stack(z, 1).to(h.dtype)], 2)
-            else:
-                inp = h_prev
+            inp = tile(h_prev, lead)
+            if z:
+                z_flat = torch.stack([fold(v, lead, batch, event) for v in z], 1)
+                inp = torch.cat([inp, z_flat.to(h.dtype)], 2)
             g, predictor_state = svg.predictor(inp)
-            x_mean = svg.decode(g, skips, first_target=1, n_past=n_past)
-            x_mean_fp32 = x_mean.float()
-            for t in range(1, steps):
-                pyro.sample(
-                    f"x_{t}",
-                    dist.Normal(x_mean_fp32[:, t - 1], svg.config.obs_sigma).to_event(3),
-                    obs=frames[:, t],
-                )
+            x_mean = svg.decode(g, [tile(s, lead) for s in skips], first_target=1, n_past=n_past)
+            x_mean = x_mean.reshape(*lead, batch, *x_mean.shape[1:])
+            sigma = svg.config.obs_sigma
+            for t, mean in enumerate(frame_means(x_mean.float(), z), start=1):
+                pyro.sample(f"x_{t}", dist.Normal(mean, sigma).to_event(3), obs=frames[:, t])
         if not n_future:
             return x_mean
-        carry = context_carry(svg, h, skips, prior_state, predictor_state)
+        if lead and steps > 1 and svg.prior is not None:  # its state for the S x B rollouts
+            _, prior_state = svg.prior(tile(h_prev, lead))
+        carry = context_carry(
+            svg, h, skips, prior_state, predictor_state, math.prod(lead), (*lead, batch)
+        )
         future = torch.stack(rollout(svg, carry, steps, n_future), 1)
-    return torch.cat([x_mean, future], 1) if steps > 1 else future
+        future = future.reshape(*lead, batch, *future.shape[1:])
+    return torch.cat([x_mean, future], -4) if steps > 1 else future

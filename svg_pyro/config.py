@@ -150,6 +150,10 @@ class TrainConfig:
     with best-of-``eval_samples`` SSIM / PSNR under the dataset's protocol, the test ELBO and KL,
     writes a preview and keeps ``best.pt`` (see :mod:`svg_pyro.heldout`).
 
+    ``particles`` K > 1 estimates the ELBO with K latent draws per sequence, vectorized (one
+    batched pass over K x batch sequences; the logged loss stays per sequence, averaged over the
+    particles).
+
     Speed settings: ``precision`` ``"bf16"`` runs the networks under bf16 autocast (the
     distributions' parameters and the loss stay fp32); ``compile`` applies ``torch.compile`` to
     the encoder and decoder; ``channels_last`` stores conv weights NHWC.
@@ -161,6 +165,7 @@ class TrainConfig:
     mnist_root: str | None = None
     data_root: str | None = None
     batch_size: int = 100
+    particles: int = 1
     steps: int = 180_000
     lr: float = 0.002
     adam_beta1: float = 0.9
@@ -182,7 +187,7 @@ class TrainConfig:
     channels_last: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "log_every", "checkpoint_every", "max_bad_steps"):
+        for name in ("batch_size", "particles", "log_every", "checkpoint_every", "max_bad_steps"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.steps < 0:

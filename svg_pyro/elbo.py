@@ -48,7 +48,7 @@ class SVGELBO(TraceMeanField_ELBO):
             if site["is_observed"]:
                 log_lik = log_lik + site["log_prob_sum"]
                 err = (site["fn"].mean - site["value"]).pow(2)
-                sq_err = sq_err + err.flatten(1).mean(1).sum()
+                sq_err = sq_err + err.flatten(-3).mean(-1).sum()  # [*S, B, C, H, W]
                 continue
             guide_site = guide_trace.nodes[name]
             try:
@@ -108,7 +108,11 @@ class SVGLoss(nn.Module):
     def __init__(self, svg: SVG, num_particles: int = 1):
         super().__init__()
         self.svg = svg
-        self.elbo = SVGELBO(num_particles=num_particles, max_plate_nesting=1)
+        self.elbo = SVGELBO(
+            num_particles=num_particles,
+            vectorize_particles=num_particles > 1,
+            max_plate_nesting=1,
+        )
         self.last_terms: dict[str, torch.Tensor] = {}
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:

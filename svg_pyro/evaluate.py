@@ -1,4 +1,5 @@
-"""``svg-pyro evaluate``: best / mean / worst-of-K SSIM and PSNR per future frame, and IWAE.
+"""``svg-pyro evaluate``: best / mean / worst-of-K SSIM and PSNR per future frame, the CRPS and
+the energy score of the K samples, and IWAE.
 
 For every test sequence the first ``n_past`` frames are the context; each method draws
 ``n_samples`` futures of ``n_future`` frames, all K samples of a chunk of sequences in one batched
@@ -6,6 +7,13 @@ call of :meth:`svg_pyro.svg.SVG.generate`. Every sample is scored per frame agai
 per sequence and per metric the best (worst) sample is the one with the best (worst)
 *time-averaged* score, and ``mean`` averages the K samples (:func:`svg_pyro.metrics.
 best_mean_worst`). The curves are then averaged over sequences with a 95% interval.
+
+Best-of-K rewards spread whatever its calibration, so the K samples are also scored as one
+probabilistic forecast by two proper scoring rules (lower is better; :mod:`svg_pyro.metrics`):
+``crps``, the CRPS of each pixel (Pyro's ``crps_empirical``) averaged over the frame, and
+``energy_score``, the energy score of each frame as one vector of pixels (Pyro's
+``energy_score_empirical``). For one sample they are the mean absolute error and the Euclidean
+distance.
 
 Methods: the checkpoint's model under its variant name (``svg-lp``, ``svg-fp``, ``det``; with
 ``-conv`` appended for the ConvLSTM variant; ``:<run folder>`` when two share a name), every
@@ -39,12 +47,21 @@ from svg_pyro.checkpoint import atomic_write_json, eval_protocol, load_checkpoin
 from svg_pyro.data import load_frames, to_float
 from svg_pyro.device import resolve_device
 from svg_pyro.iwae import evaluate_iwae, iwae_summary
-from svg_pyro.metrics import PSNR_CAP_DB, best_mean_worst, mean_ci95, psnr, ssim
+from svg_pyro.metrics import (
+    PSNR_CAP_DB,
+    best_mean_worst,
+    crps,
+    energy_score,
+    mean_ci95,
+    psnr,
+    ssim,
+)
 from svg_pyro.svg import SVG, sampling_mode
 
 COPY_LAST = "copy-last"
 BLANK = "blank"
 METRICS = ("ssim", "psnr")
+PROPER_SCORES = ("crps", "energy_score")  # scores of the K samples together; lower is better
 Generator = Callable[[torch.Tensor, int, int], torch.Tensor]
 
 
@@ -74,6 +91,20 @@ def score_samples(
     return {"ssim": ssim(samples, target), "psnr": psnr(samples, target, max_db=psnr_cap)}
 
 
+def proper_scores(samples: torch.Tensor, truth: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``samples [K, B, F, C, H, W]`` vs ``truth [B, F, C, H, W]`` -> ``crps`` (per pixel,
+    averaged over the frame) and ``energy_score`` (per frame), each ``[B, F]``, float64; one
+    frame at a time, so memory stays that of the samples."""
+    per_frame = [
+        (crps(samples[:, :, f], truth[:, f]), energy_score(samples[:, :, f], truth[:, f]))
+        for f in range(truth.shape[1])
+    ]
+    return {
+        "crps": torch.stack([c for c, _ in per_frame], 1),
+        "energy_score": torch.stack([e for _, e in per_frame], 1),
+    }
+
+
 def evaluate_generator(
     generate: Generator,
     frames: np.ndarray,
@@ -90,11 +121,12 @@ def evaluate_generator(
 
     ``frames`` uint8 ``[N, >= P+F, C, H, W]`` is processed ``batch_size`` sequences (times K
     samples) at a time. Returns per metric the per-sequence curves ``best``, ``mean``, ``worst``
-    ``[N, F]`` (CPU, float64) and ``best_index`` ``[N]``.
+    ``[N, F]`` (CPU, float64) and ``best_index`` ``[N]``; and for ``crps`` and ``energy_score``
+    (scores of the K samples as one forecast) the curves ``score`` ``[N, F]``.
     """
     if batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
-    parts: dict[str, dict[str, list[torch.Tensor]]] = {m: {} for m in METRICS}
+    parts: dict[str, dict[str, list[torch.Tensor]]] = {m: {} for m in METRICS + PROPER_SCORES}
     n = len(frames)
     with tqdm(total=n, desc=desc, unit="seq", disable=not progress) as bar:
         for i in range(0, n, batch_size):
@@ -107,6 +139,8 @@ def evaluate_generator(
             for metric, value in scores.items():
                 for key, v in best_mean_worst(value, higher_is_better=True).items():
                     parts[metric].setdefault(key, []).append(v.detach().cpu())
+            for metric, value in proper_scores(samples, x[:, n_past:]).items():
+                parts[metric].setdefault("score", []).append(value.cpu())
             bar.update(x.shape[0])
     return {
         m: {k: torch.cat(v).double() if k != "best_index" else torch.cat(v) for k, v in d.items()}
@@ -127,9 +161,20 @@ def model_generator(svg: SVG, n_samples: int) -> tuple[Generator, int]:
 # -- summaries ------------------------------------------------------------------------------------
 def summarize(per_seq: dict[str, dict[str, torch.Tensor]]) -> dict[str, Any]:
     """Per metric: per-frame ``best``/``mean``/``worst`` averaged over sequences, their 95%
-    intervals (``ci95_*``) and ``avg`` (the same for the time-averaged score)."""
+    intervals (``ci95_*``) and ``avg`` (the same for the time-averaged score). The proper
+    scores (``crps``, ``energy_score``) have one curve, ``per_frame``, with ``ci95`` and ``avg``
+    (``mean``, ``ci95``)."""
     out: dict[str, Any] = {}
     for metric, d in per_seq.items():
+        if metric in PROPER_SCORES:
+            m, ci = mean_ci95(d["score"])
+            m_avg, ci_avg = mean_ci95(d["score"].mean(1))
+            out[metric] = {
+                "per_frame": m.tolist(),
+                "ci95": ci.tolist(),
+                "avg": {"mean": float(m_avg), "ci95": float(ci_avg)},
+            }
+            continue
         block: dict[str, Any] = {}
         avg: dict[str, float] = {}
         for key in ("best", "mean", "worst"):
@@ -304,6 +349,11 @@ def _write_results(args: argparse.Namespace, results: dict[str, Any]) -> Path:
             f"{name:>12}: SSIM best {_fmt(s['best'], 4)} mean {_fmt(s['mean'], 4)} | "
             f"PSNR best {_fmt(q['best'], 2)} mean {_fmt(q['mean'], 2)}"
         )
+        if "crps" in res:
+            line += (
+                f" | CRPS {res['crps']['avg']['mean']:.4f}"
+                f" ES {res['energy_score']['avg']['mean']:.3f}"
+            )
         if "iwae" in res:
             w = res["iwae"]
             line += (
@@ -317,7 +367,9 @@ def _write_results(args: argparse.Namespace, results: dict[str, Any]) -> Path:
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``svg-pyro evaluate`` on the CLI's subparsers."""
     p = sub.add_parser(
-        "evaluate", help="best/mean/worst-of-K SSIM and PSNR per frame (+ copy-last, blank, IWAE)"
+        "evaluate",
+        help="best/mean/worst-of-K SSIM and PSNR, CRPS and energy score per frame (+ copy-last, "
+        "blank, IWAE)",
     )
     options.add_checkpoint(p, "checkpoint.pt of the model to evaluate")
     p.add_argument("--testset", required=True, help=".npz test set (svg-pyro data ...)")

@@ -1,4 +1,5 @@
-"""Frame metrics (SSIM, MSE, PSNR) and the best / mean / worst-of-K summaries of evaluation.
+"""Frame metrics (SSIM, MSE, PSNR), proper scores of K samples (CRPS, energy score) and the
+best / mean / worst-of-K summaries of evaluation.
 
 SSIM is the one later video-prediction papers use (see REFERENCE.md): an 11x11 Gaussian window
 with sigma 1.5, no padding (the map covers only the "valid" 54x54 positions of a 64x64 frame),
@@ -25,6 +26,7 @@ from __future__ import annotations
 import math
 
 import torch
+from pyro.ops.stats import crps_empirical, energy_score_empirical
 from pytorch_msssim import ssim as _ms_ssim
 
 SSIM_WINDOW = 11
@@ -139,6 +141,31 @@ def psnr(
     err = mse(x, y)
     value = 10.0 * torch.log10(data_range**2 / err)
     return value if max_db is None else value.clamp(max=max_db)
+
+
+def crps(samples: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """The CRPS of K sampled frames, per pixel (:func:`pyro.ops.stats.crps_empirical`:
+    ``E|X - y| - E|X - X'| / 2`` over the samples), averaged over each frame's pixels.
+
+    ``samples [K, ..., C, H, W]``, ``truth [..., C, H, W]`` -> ``[...]`` (float64; lower is
+    better; for one sample the mean absolute error).
+    """
+    if samples.shape[1:] != truth.shape:
+        raise ValueError(f"samples {list(samples.shape)} do not match truth {list(truth.shape)}")
+    return crps_empirical(samples.double(), truth.double()).flatten(-3).mean(-1)
+
+
+def energy_score(samples: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """The energy score of K sampled frames, each frame one vector of C*H*W pixels
+    (:func:`pyro.ops.stats.energy_score_empirical`: ``E||X - y|| - E||X - X'|| / 2``).
+
+    ``samples [K, ..., C, H, W]``, ``truth [..., C, H, W]`` -> ``[...]`` (float64; lower is
+    better; for one sample the Euclidean distance).
+    """
+    if samples.shape[1:] != truth.shape:
+        raise ValueError(f"samples {list(samples.shape)} do not match truth {list(truth.shape)}")
+    pred = samples.double().flatten(-3).movedim(0, -2)  # [..., K, C*H*W]
+    return energy_score_empirical(pred, truth.double().flatten(-3))
 
 
 def best_mean_worst(scores: torch.Tensor, higher_is_better: bool = True) -> dict[str, torch.Tensor]:

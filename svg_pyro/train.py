@@ -234,7 +234,7 @@ class Trainer:
                 pass
         seed_everything(train_config.seed)  # the same initial weights on every rank
         self.svg = SVG(model_config).to(self.device)
-        self.loss_fn = SVGLoss(self.svg)
+        self.loss_fn = SVGLoss(self.svg, num_particles=train_config.particles)
         self.forward = self.loss_fn  # what a step calls: the loss module, or its DDP wrapper
         if self.dist.enabled:
             distributed.convert_sync_batchnorm(self.svg, self.device)

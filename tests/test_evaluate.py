@@ -89,6 +89,11 @@ def test_evaluation_json_shape_and_order(tmp_path, trained):
             best, mean, worst = (np.array(block[k]) for k in ("best", "mean", "worst"))
             assert np.all(best >= mean - 1e-9) and np.all(mean >= worst - 1e-9), (name, metric)
             assert np.all(np.array(block["ci95_best"]) >= 0)
+        for score in ("crps", "energy_score"):  # lower is better, one curve per method
+            block = m[score]
+            assert len(block["per_frame"]) == F and min(block["per_frame"]) > 0, (name, score)
+            assert block["avg"]["mean"] == pytest.approx(np.mean(block["per_frame"]))
+            assert block["avg"]["ci95"] >= 0
     assert res["methods"]["svg-lp"]["samples"] == 6
     assert res["methods"]["det"]["samples"] == 1  # deterministic: one sample is all of them
     w = res["methods"]["svg-lp"]["iwae"]
@@ -125,3 +130,34 @@ def test_errors_are_one_line_exit_2(tmp_path, trained, capsys):
     assert "needs 5" in capsys.readouterr().err
     argv[2] = str(tmp_path / "missing.pt")
     assert main(argv) == 2
+
+
+def test_crps_and_energy_score_against_a_hand_computation(tmp_path):
+    """Three constant-grey samples against static frames; the scores written out by hand (to
+    float32 rounding: the frames and samples are float32)."""
+    frames = np.load(static_testset(tmp_path / "s.npz", n=2))["frames"]
+    greys = [0.2, 0.5, 0.9]
+
+    def three_greys(context, n_future, n_samples):
+        b = context.shape[0]
+        return torch.tensor(greys).view(3, 1, 1, 1, 1, 1).expand(3, b, n_future, 1, 64, 64)
+
+    out = evaluate_generator(three_greys, frames, P, F, 3, batch_size=1, progress=False)
+    truth = frames[:, P:].astype(np.float64) / 255  # [2, F, 1, 64, 64]
+    spread = sum(abs(a - b) for a in greys for b in greys) / (2 * 3**2)  # E|X - X'| / 2
+    for i in range(2):
+        for f in range(F):
+            y = truth[i, f].ravel()
+            crps = np.mean([np.mean([abs(g - v) for g in greys]) - spread for v in y])
+            dist = [np.sqrt(np.sum((g - y) ** 2)) for g in greys]
+            es = np.mean(dist) - spread * 64  # ||(a - b) 1|| = |a - b| * sqrt(4096)
+            assert out["crps"]["score"][i, f].item() == pytest.approx(crps, rel=1e-6)
+            assert out["energy_score"]["score"][i, f].item() == pytest.approx(es, rel=1e-6)
+    # one sample: the mean absolute error and the Euclidean distance
+    one = evaluate_generator(blank, frames, P, F, 1, progress=False)
+    mae = truth.reshape(2, F, -1).mean(-1)
+    l2 = np.sqrt((truth.reshape(2, F, -1) ** 2).sum(-1))
+    np.testing.assert_allclose(one["crps"]["score"].numpy(), mae, rtol=1e-6)
+    np.testing.assert_allclose(one["energy_score"]["score"].numpy(), l2, rtol=1e-6)
+    perfect = evaluate_generator(copy_last, frames, P, F, 1, progress=False)
+    assert perfect["crps"]["score"].abs().max() == 0 == perfect["energy_score"]["score"].max()

@@ -218,3 +218,19 @@ def test_init_from_a_shipped_model(tmp_path):
     info = json.loads((out / "config.json").read_text())["init_from"]
     shipped = load_checkpoint("smmnist-lp")
     assert info["source"] == "smmnist-lp" and info["step"] == shipped["step"]
+
+
+def test_train_particles_runs_them_vectorized_and_logs_per_sequence(tmp_path):
+    flags = ["--preset", "tiny", "--nf", "4", "--g-dim", "16", "--rnn-size", "32"]
+    flags += ["--steps", "2", "--batch-size", "4", "--log-every", "1", "--device", "cpu"]
+    assert main(["train", "--out", str(tmp_path), *flags, "--particles", "3", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["particles"] == 3
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    model_cfg, train_cfg = small(2, particles=3)
+    trainer = Trainer(model_cfg, train_cfg, tmp_path / "b")
+    assert trainer.loss_fn.elbo.vectorize_particles and trainer.loss_fn.elbo.num_particles == 3
+    for r in rows:  # per sequence and averaged over particles: the one-particle scale
+        assert r["loss"] == pytest.approx(r["recon"] + 1e-4 * r["kl"], rel=1e-4)
+        assert 0.01 < r["recon"] < 2.0
+    with pytest.raises(ValueError, match="particles"):
+        TrainConfig(particles=0)
