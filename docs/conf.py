@@ -52,3 +52,13 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
 }
 html_static_path: list[str] = []
+
+
+def _notebook_links(app, docname, source):
+    """Pages link to ``../notebooks/NN.ipynb``, which is where the file is on GitHub; on the site
+    the notebook is the page ``notebooks/NN`` copied above."""
+    source[0] = source[0].replace("](../notebooks/", "](notebooks/")
+
+
+def setup(app):
+    app.connect("source-read", _notebook_links)

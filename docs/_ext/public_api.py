@@ -17,10 +17,6 @@ from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
-from sphinx.util import logging
-
-logger = logging.getLogger(__name__)
-
 PACKAGES = ("svg_pyro", "svg_pyro.models", "svg_pyro.guides")
 
 
@@ -61,6 +57,9 @@ def missing_names(documented: set[str], modules: list[ModuleType]) -> list[str]:
 
 
 def _check(app: Any, env: Any) -> None:
+    from sphinx.util import logging  # here, so that the tests import this module without Sphinx
+
+    logger = logging.getLogger(__name__)
     objects = env.get_domain("py").objects
     modules = public_modules()
     documented = set(objects)
