@@ -111,7 +111,11 @@ pd.concat(
 
 # %% [markdown]
 # Where the posterior's `sd` is much smaller than the prior's, frame `t` told the guide
-# something the past did not: that dimension carries information. The forest plot shows the
+# something the past did not: that dimension carries information. In the run stored here the
+# model uses two of its eight dimensions (0 and 3); the others stay at the prior, which is
+# nearly a point at 0 for them. At the frame after the hit the prior's sd of `z[3]` doubles
+# (it cannot know the new direction) and the posterior, which has seen the frame, pins it down
+# far from the prior's mean. The forest plot shows the
 # busiest dimension over the whole sequence (94% intervals of the draws); dashed lines in the
 # second figure mark the frames with a wall hit.
 
@@ -149,7 +153,9 @@ plt.show()
 # the prior expected, in nats. Align every wall hit (frame `f`) of the sequences and average the
 # KL of the frames `t = f + k` around it, leaving out the first 2 frames (where the prior
 # has seen too little to know any velocity). A hit in frame `f` clamps the digit to the wall
-# there; its new direction shows in frame `f + 1`.
+# there; its new direction shows in frame `f + 1`. In the stored run the KL at `f + 1` is about
+# twice its average over all frames, and the frames around it are at the average: the posterior
+# has to encode the new direction, and nothing else in the motion is news.
 
 # %%
 BURN = 2
@@ -208,8 +214,11 @@ display(
 )
 
 # %% [markdown]
-# The prior's sigma (what the model expects not to know) and the KL (what it then learned from
-# the frame) side by side, aligned on the wall hits as above:
+# On the 512 sequences stored here the AUC is 0.92 (0.95 with a burn-in of 2), and it is
+# highest at lag 1: the prior is unsure about exactly the frame after a hit, not the hit frame
+# itself (which is predictable: the digit reaches the wall) nor the one after that (by then it
+# has seen the new direction). The prior's sigma (what the model expects not to know) and the KL
+# (what it then learned from the frame) side by side, aligned on the wall hits as above:
 
 # %%
 sigma_hit, sigma_all = around_hits(result["sigma"], hit)
@@ -275,6 +284,10 @@ print("row blocks, top to bottom:", list(runs), "(each: the truth, then 3 sample
 display(Image(filename=str(save_png("runs/nb02/what_if.png", stack_rows(grids, gap=10)))))
 
 # %% [markdown]
+# In the stored run the chosen sequence starts with its two digits overlapping, and the samples
+# merge them into one blurred shape within a few frames: `smmnist-lp` is an early CPU checkpoint,
+# far from converged (its model card says where it stands). The forecast group measures this.
+#
 # ## The forecast group
 #
 # `to_inference_data(..., forecast_context=P)` adds `posterior_predictive.x_forecast`: frames
@@ -310,7 +323,8 @@ plt.show()
 # %% [markdown]
 # A posterior predictive check on one statistic of a frame, its share of bright pixels (> 0.5,
 # the digits' strokes): `az.plot_ppc` draws its distribution over the observed future frames
-# against that of each draw's forecasts. Forecasts that blur lose bright pixels.
+# against that of each draw's forecasts. Forecasts that blur lose bright pixels: in the stored
+# run they have about a third fewer than the true frames.
 
 # %%
 bright = lambda v: (v > 0.5).mean(axis=(-3, -2, -1))  # noqa: E731
