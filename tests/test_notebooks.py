@@ -62,7 +62,8 @@ def test_committed_notebook_has_the_cells_of_its_script_and_a_full_run(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_runs_top_to_bottom_in_its_small_setting(name, tmp_path):
+def test_notebook_runs_top_to_bottom_in_its_small_setting(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the kernel's: small nets, one thread is faster
     nb = RUNNER.read(NOTEBOOKS / f"{name}.py")
     RUNNER.execute(nb, tmp_path, small=True, timeout=600)  # raises on the first failing cell
     assert not [o for o in _outputs(nb) if o.output_type == "error"]
