@@ -1,4 +1,5 @@
 # Two entry points: `make demo` and `make test`. Each creates or reuses .venv itself.
+# `make docs` builds the documentation site; `make notebooks` re-runs the tutorial notebooks.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -6,8 +7,9 @@ PY := $(VENV)/bin/python
 # setup.cfg only declares loose lower bounds.
 TORCH_PKGS ?= torch==2.14.1 torchvision==0.29.1
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: install demo test lint format clean wheel-check
+.PHONY: install demo test lint format clean wheel-check docs notebooks
 
 install: $(STAMP)
 
@@ -36,5 +38,19 @@ test: lint
 wheel-check: $(STAMP)
 	bash .ci/wheel-check $(PY)
 
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e ".[test,docs]"
+	touch $(DOCS_STAMP)
+
+# the site, offline, into docs/_build/html; any warning (a missing public name included) fails
+docs: $(DOCS_STAMP)
+	rm -rf docs/_build
+	$(PY) -m sphinx -b html -W --keep-going -q docs docs/_build/html
+	@echo "docs/_build/html/index.html"
+
+# every notebooks/NN_name.ipynb from its .py, executed in the full setting (several minutes)
+notebooks: $(STAMP)
+	$(PY) notebooks/execute.py
+
 clean:
-	rm -rf $(VENV) runs build *.egg-info
+	rm -rf $(VENV) runs build *.egg-info docs/_build docs/notebooks

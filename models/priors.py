@@ -42,6 +42,7 @@ from torch import nn
 from svg_pyro.config import SVGConfig
 from svg_pyro.nets import GaussianConvLSTM, GaussianLSTM, init_weights
 
+#: The registered priors by name (``SVGConfig(prior=NAME)``), filled by :func:`register_prior`.
 PRIORS: dict[str, type[Prior]] = {}
 
 

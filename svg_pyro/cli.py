@@ -11,7 +11,7 @@ Commands (each lives in the module named beside it, which exposes ``add_parser(s
     demo                  the shipped model's futures, then a few CPU minutes  demo
     evaluate              best/mean/worst-of-K SSIM and PSNR, IWAE             evaluate
     sample                GIFs and PNG grids of sampled futures                sample
-    analyze collisions    does the prior's sigma rise at wall hits? (ROC AUC)  analysis
+    analyze collisions    does the prior's sigma rise at wall hits? (ROC AUC)  analysis.command
     bench                 time training steps or sampling; FLOPs and memory    bench
     export-weights        a checkpoint's weights as a shipped model            export_weights
 
@@ -25,7 +25,6 @@ import argparse
 import sys
 
 from svg_pyro import (
-    analysis,
     bench,
     data_cli,
     demo,
@@ -36,6 +35,7 @@ from svg_pyro import (
     signals,
     train_cli,
 )
+from svg_pyro.analysis import command as analyze
 from svg_pyro.errors import TrainingError, UsageError
 
 # In the order ``svg-pyro --help`` lists them.
@@ -46,7 +46,7 @@ COMMANDS = (
     demo,
     evaluate,
     sample,
-    analysis,
+    analyze,
     bench,
     export_weights,
 )

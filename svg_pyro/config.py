@@ -254,6 +254,8 @@ class Preset:
         return SVGConfig(**model), TrainConfig(**train)
 
 
+#: The presets by name (``svg-pyro train --preset NAME``; :func:`get_preset`, :func:`build_configs`
+#: read them).
 PRESETS: dict[str, Preset] = {
     "smmnist": Preset(
         "The paper's Stochastic Moving MNIST setting: DCGAN-64, z=10, g=128, rnn=256, "

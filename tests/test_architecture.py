@@ -51,6 +51,14 @@ LEVEL = {name: i for i, (_, names) in enumerate(ROOMS) for name in names}
 # model, nets know nothing of Pyro, config is imported by all).
 SELF_CONTAINED = ROOMS[0][1]
 
+# A room that is a package split by concern keeps the same rule one level down: its modules,
+# lowest first; a module imports only modules of lower levels (siblings on one level, such as
+# the ArviZ export and the collision study, know nothing of each other), never the package's
+# ``__init__`` (the public surface, which re-exports them).
+INNER_ROOMS: dict[str, list[tuple[str, ...]]] = {
+    "analysis": [("_common",), ("arviz_export", "collisions"), ("command",)],
+}
+
 # (module, imported module): in-function imports of our own modules that are allowed, and why.
 IN_FUNCTION_IMPORTS: dict[tuple[str, str], str] = {}
 
@@ -145,5 +153,38 @@ def test_no_in_function_imports_of_our_modules(module):
 
 def test_the_architecture_document_names_every_room():
     text = (ROOT / "docs" / "ARCHITECTURE.md").read_text()
+    inner = [n for levels in INNER_ROOMS.values() for names in levels for n in names]
     missing = [n for _, names in ROOMS for n in names if f"`{n}" not in text]
+    missing += [n for n in inner if f"`{n}`" not in text]
     assert not missing, f"docs/ARCHITECTURE.md does not mention {missing}"
+
+
+def _inner(module: str) -> str | None:
+    """The module's name inside its room's package (``svg_pyro.analysis.command`` -> ``command``);
+    ``""`` for the package's ``__init__``; None outside a package of INNER_ROOMS."""
+    parts = module.split(".")
+    if len(parts) < 2 or parts[1] not in INNER_ROOMS:
+        return None
+    return ".".join(parts[2:])
+
+
+@pytest.mark.parametrize("package", sorted(INNER_ROOMS))
+def test_every_module_of_a_split_room_has_a_level(package):
+    levels = [n for names in INNER_ROOMS[package] for n in names]
+    found = sorted(_inner(m) for m in FILES if _room(m) == package and _inner(m))
+    assert found == sorted(levels), f"svg_pyro.{package}: modules {found}, levels {levels}"
+
+
+@pytest.mark.parametrize("module", sorted(m for m in FILES if _inner(m)))
+def test_inside_a_split_room_arrows_point_down(module):
+    package, name = _room(module), _inner(module)
+    level = {n: i for i, names in enumerate(INNER_ROOMS[package]) for n in names}
+    for target, _ in _imports(ast.parse(FILES[module].read_text())):
+        if _room(target) != package:
+            continue
+        other = _inner(target)
+        assert other, f"{module} imports the package svg_pyro.{package}: import the module"
+        assert level[other] < level[name], (
+            f"{module} (level {level[name]}) imports {target} (level {level[other]}): "
+            f"only lower levels of {INNER_ROOMS[package]}"
+        )

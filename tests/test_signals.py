@@ -244,9 +244,9 @@ def test_evaluate_stopped_writes_partial_results_or_says_nothing_was_written(
 
 
 def test_analyze_stopped_says_no_report_was_written(tmp_path, micro_models, monkeypatch, capsys):
-    import svg_pyro.analysis as analysis
+    import svg_pyro.analysis.collisions as collisions
 
-    _kill_self_on_call(monkeypatch, analysis, "collision_analysis", 1)
+    _kill_self_on_call(monkeypatch, collisions, "collision_analysis", 1)
     out = tmp_path / "a.json"
     argv = ["analyze", "collisions", "--checkpoint", str(micro_models["lp"]), "--sequences", "2",
             "--json", str(out), "--device", "cpu", "--no-progress"]  # fmt: skip

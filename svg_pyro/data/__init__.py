@@ -14,7 +14,7 @@ from svg_pyro.data.testsets import (
     write_smmnist_testset,
 )
 
-# Datasets read from files under TrainConfig.data_root: (Dataset class, channels).
+#: Datasets read from files under ``TrainConfig.data_root``: name -> (Dataset class, channels).
 VIDEO_DATASETS: dict[str, tuple[type, int]] = {"kth": (KTH, 1), "bair": (BAIR, 3)}
 
 __all__ = [

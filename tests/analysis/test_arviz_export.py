@@ -1,6 +1,5 @@
-"""svg_pyro.analysis: ArviZ export, prior sigma, ROC AUC and the collision experiment."""
+"""svg_pyro.analysis.arviz_export: the InferenceData of a model and a batch of sequences."""
 
-import json
 import math
 
 import arviz as az
@@ -12,20 +11,8 @@ import pytest
 import torch
 from torch.distributions import kl_divergence
 
-from svg_pyro import SVG, TrainConfig
-from svg_pyro.analysis import (
-    collision_analysis,
-    collision_labels,
-    collision_scores,
-    plot_collisions,
-    prior_scale,
-    roc_auc,
-    smmnist_collision_data,
-    to_inference_data,
-)
-from svg_pyro.checkpoint import load_model
-from svg_pyro.cli import main
-from svg_pyro.train import Trainer
+from svg_pyro import SVG
+from svg_pyro.analysis import prior_scale, to_inference_data
 from tests.conftest import tiny_config
 
 matplotlib.use("Agg")
@@ -36,7 +23,6 @@ def lp() -> SVG:
     return SVG(tiny_config(prior="learned")).eval()
 
 
-# -- InferenceData --------------------------------------------------------------------------------
 def test_inference_data_groups_dims_and_shapes(lp, frames):
     b, t = frames.shape[:2]
     z = lp.config.z_dim
@@ -198,160 +184,6 @@ def test_inference_data_restores_the_module_mode_and_rejects_bad_input(frames):
         to_inference_data(svg, frames, n_draws=1, predictive="gif")
 
 
-# -- prior sigma ----------------------------------------------------------------------------------
-def test_prior_scale_is_the_learned_sigma(lp, frames):
-    sigma = prior_scale(lp, frames)
-    assert sigma.shape == (frames.shape[0], frames.shape[1] - 1, lp.config.z_dim)
-    h, _ = lp.encode(frames)
-    with torch.no_grad():
-        _, logvar, _ = lp.prior.net(h[:, :-1])
-    torch.testing.assert_close(sigma, logvar.mul(0.5).exp())
-
-
-def test_prior_scale_errors_for_fixed_and_deterministic(frames):
-    with pytest.raises(ValueError, match="constant"):
-        prior_scale(SVG(tiny_config(prior="fixed")), frames)
-    with pytest.raises(ValueError, match="no latent"):
-        prior_scale(SVG(tiny_config(prior="none")), frames)
-
-
-# -- ROC AUC --------------------------------------------------------------------------------------
-def test_roc_auc_hand_cases():
-    # 4 positive/negative pairs; (0.35 < 0.4) is the only one ranked wrongly.
-    assert roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)
-    # Ties count one half: pos 1 ties neg 1 (0.5), pos 2 beats it (1) -> 1.5 / 2.
-    assert roc_auc([1, 1, 2], [0, 1, 1]) == pytest.approx(0.75)
-    assert roc_auc([3, 3, 3, 3], [0, 1, 0, 1]) == pytest.approx(0.5)
-    assert roc_auc([1, 2, 3], [1, 0, 0]) == pytest.approx(0.0)
-    with pytest.raises(ValueError, match="both classes"):
-        roc_auc([1, 2], [1, 1])
-    with pytest.raises(ValueError, match="differ"):
-        roc_auc([1, 2, 3], [1, 0])
-
-
-def test_roc_auc_matches_sklearn():
-    sklearn_metrics = pytest.importorskip("sklearn.metrics")
-    rng = np.random.default_rng(0)
-    for _ in range(20):
-        y = rng.random(300) < rng.uniform(0.05, 0.6)
-        s = np.round(rng.normal(size=300) + y * rng.uniform(0, 2), 1)  # rounding makes ties
-        if y.all() or not y.any():
-            continue
-        assert roc_auc(s, y) == pytest.approx(sklearn_metrics.roc_auc_score(y, s), abs=1e-12)
-
-
-# -- collisions -----------------------------------------------------------------------------------
-def test_collision_labels_align_latents_with_frames():
-    # One sequence, T = 5 frames, two digits: digit 0 hits in frame 1, digit 1 in frame 3.
-    bounces = np.zeros((1, 5, 2), dtype=bool)
-    bounces[0, 1, 0] = bounces[0, 3, 1] = True
-    hits, valid = collision_labels(bounces, lag=1)  # z_t <- frame t-1; columns are z_1..z_4
-    np.testing.assert_array_equal(hits[0], [False, True, False, True])
-    assert valid.all()
-    hits, valid = collision_labels(bounces, lag=0)  # z_t <- frame t
-    np.testing.assert_array_equal(hits[0], [True, False, True, False])
-    hits, valid = collision_labels(bounces, lag=2)  # z_1 has no frame -1
-    np.testing.assert_array_equal(valid[0], [False, True, True, True])
-    np.testing.assert_array_equal(hits[0], [False, False, True, False])
-
-
-def test_collision_auc_on_a_synthetic_case_with_known_answer():
-    rng = np.random.default_rng(1)
-    bounces = rng.random((50, 12, 2)) < 0.08
-    hits, _ = collision_labels(bounces, lag=1)
-    n_pos, n_neg = int(hits.sum()), int((~hits).sum())
-    # Sigma 1 after a hit and 0 elsewhere: perfect ranking.
-    assert collision_scores(hits * 1.0, bounces)["auc"] == pytest.approx(1.0)
-    # Then raise m of the other steps to 1: each ties with every positive -> 1 - m / (2 n_neg).
-    sigma = hits * 1.0
-    others = np.argwhere(~hits)[:17]
-    sigma[others[:, 0], others[:, 1]] = 1.0
-    scores = collision_scores(sigma, bounces)
-    assert scores["auc"] == pytest.approx(1 - 17 / (2 * n_neg))
-    assert scores["n_hit"] == n_pos and scores["n_other"] == n_neg
-    assert scores["mean_sigma_hit"] == 1.0
-    assert scores["mean_sigma_other"] == pytest.approx(17 / n_neg)
-    # The wrong alignment scores the same sigma differently; burn-in drops the first steps.
-    assert collision_scores(hits * 1.0, bounces, lag=0)["auc"] < 0.9
-    dropped = collision_scores(sigma, bounces, burn_in=3)
-    assert dropped["n_hit"] + dropped["n_other"] == 50 * (11 - 3)
-    with pytest.raises(ValueError, match="need both kinds"):
-        collision_scores(sigma, np.zeros_like(bounces))
-    with pytest.raises(ValueError, match="burn_in"):
-        collision_scores(sigma, bounces, burn_in=-1)
-
-
-def test_collision_analysis_on_sequences_and_plot(lp, tmp_path):
-    x, bounces = smmnist_collision_data(sequences=6, frames=8, num_digits=2, seed=0)
-    assert x.shape == (6, 8, 1, 64, 64) and bounces.shape == (6, 8, 2)
-    out = collision_analysis(lp, x, bounces, lag=1, batch_size=4)
-    sigma = prior_scale(lp, x).mean(-1).numpy()
-    np.testing.assert_allclose(out["sigma"], sigma, rtol=1e-6)
-    hits, _ = collision_labels(bounces, 1)
-    assert out["auc"] == pytest.approx(roc_auc(sigma, hits))
-    assert set(out["auc_by_lag"]) == {"0", "1", "2"}
-    png = plot_collisions(out["sigma"], bounces, tmp_path / "c.png", n_show=2)
-    assert png.stat().st_size > 1000
-
-
-def _checkpoint(tmp_path, prior: str, **model) -> str:
-    cfg = tiny_config(prior=prior, n_past=2, n_future=4, **model)
-    trainer = Trainer(
-        cfg, TrainConfig(num_digits=1, batch_size=2, steps=1, device="cpu"), tmp_path / prior
-    )
-    return str(trainer.save())
-
-
-def test_analyze_collisions_cli(tmp_path):
-    ckpt = _checkpoint(tmp_path, "learned")
-    out, png = tmp_path / "c.json", tmp_path / "c.png"
-    args = [
-        "analyze",
-        "collisions",
-        "--checkpoint",
-        ckpt,
-        "--sequences",
-        "8",
-        "--json",
-        str(out),
-        "--plot",
-        str(png),
-        "--no-progress",
-        "--lag",
-        "1",
-    ]
-    assert main(args) == 0
-    report = json.loads(out.read_text())
-    assert report["sequences"] == 8 and report["frames"] == 6 and report["num_digits"] == 1
-    assert png.is_file() and report["plot"] == str(png)
-    # Independent recomputation with the same sequences.
-    svg, _ = load_model(ckpt)
-    x, bounces = smmnist_collision_data(8, 6, 1, seed=0)
-    sigma = prior_scale(svg, x).mean(-1).numpy()
-    hits, _ = collision_labels(bounces, 1)
-    assert report["auc"] == pytest.approx(roc_auc(sigma, hits))
-    assert report["n_hit"] == int(hits.sum())
-
-
-def test_analyze_collisions_refuses_a_fixed_prior(tmp_path, capsys):
-    ckpt = _checkpoint(tmp_path, "fixed")
-    args = [
-        "analyze",
-        "collisions",
-        "--checkpoint",
-        ckpt,
-        "--sequences",
-        "4",
-        "--json",
-        str(tmp_path / "c.json"),
-        "--no-progress",
-    ]
-    assert main(args) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "constant" in err[0]
-    assert not (tmp_path / "c.json").exists()
-
-
 def test_mixture_prior_exports_too(frames):
     pyro.set_rng_seed(0)
     svg = SVG(tiny_config(prior="mixture")).eval()
@@ -361,35 +193,3 @@ def test_mixture_prior_exports_too(frames):
     assert isinstance(svg.prior(svg.encode(frames)[0][:, :-1])[0][0], dist.MixtureSameFamily)
     sigma = prior_scale(svg, frames)
     assert sigma.shape == (3, 4, 3) and (sigma > 0).all()
-
-
-def test_sigma_heatmap_of_a_convlstm_model(tmp_path):
-    ckpt = _checkpoint(tmp_path, "learned", rnn="conv", feature_size=8)
-    from svg_pyro.analysis import sigma_maps
-
-    svg, _ = load_model(ckpt)
-    x, _ = smmnist_collision_data(2, 6, 1, seed=0)
-    maps = sigma_maps(svg, x)
-    assert maps.shape == (2, 5, 64, 64)
-    coarse = prior_scale(svg, x).mean(2)  # [B, T-1, 8, 8]: each cell covers an 8x8 pixel block
-    torch.testing.assert_close(maps[:, :, ::8, ::8], coarse)
-    torch.testing.assert_close(maps[:, :, 7::8, 7::8], coarse)
-    out, png = tmp_path / "c.json", tmp_path / "heat.png"
-    args = [
-        "analyze",
-        "collisions",
-        "--checkpoint",
-        ckpt,
-        "--sequences",
-        "4",
-        "--json",
-        str(out),
-        "--heatmap",
-        str(png),
-        "--no-progress",
-    ]
-    assert main(args) == 0
-    assert png.stat().st_size > 1000 and json.loads(out.read_text())["heatmap"] == str(png)
-    # a fully connected model has no map to show
-    fc = _checkpoint(tmp_path / "fc", "learned")
-    assert main([*args[:3], fc, *args[4:]]) == 2

@@ -1,0 +1,42 @@
+"""Posterior analysis of a trained model, by concern:
+
+* :mod:`svg_pyro.analysis.arviz_export`: :func:`to_inference_data`, a model's latents,
+  reconstructions, log-likelihood, per-frame KL and forecasts as an :class:`arviz.InferenceData`.
+* :mod:`svg_pyro.analysis.collisions`: the learned prior's sigma (:func:`prior_scale`,
+  :func:`sigma_maps`) and the collision study (:func:`collision_analysis`, the paper's Figure 6
+  as a ROC AUC).
+* :mod:`svg_pyro.analysis.command`: their command line, ``svg-pyro analyze collisions``.
+
+Every public name of the first two is re-exported here, so ``from svg_pyro.analysis import
+to_inference_data`` works as it always has.
+"""
+
+from svg_pyro.analysis.arviz_export import to_inference_data
+from svg_pyro.analysis.collisions import (
+    DEFAULT_LAGS,
+    collision_analysis,
+    collision_labels,
+    collision_scores,
+    plot_collisions,
+    plot_sigma_heatmap,
+    prior_scale,
+    roc_auc,
+    run_collisions,
+    sigma_maps,
+    smmnist_collision_data,
+)
+
+__all__ = [
+    "DEFAULT_LAGS",
+    "collision_analysis",
+    "collision_labels",
+    "collision_scores",
+    "plot_collisions",
+    "plot_sigma_heatmap",
+    "prior_scale",
+    "roc_auc",
+    "run_collisions",
+    "sigma_maps",
+    "smmnist_collision_data",
+    "to_inference_data",
+]

@@ -1,0 +1,98 @@
+"""``svg-pyro analyze``: the command line of the analyses (``analyze collisions``, the collision
+study of :mod:`svg_pyro.analysis.collisions`). Exposes ``add_parser(subparsers)`` and
+``run(args)``, as every command module does."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from svg_pyro import options, signals
+from svg_pyro.analysis.collisions import plot_collisions, run_collisions
+from svg_pyro.checkpoint import atomic_write_json
+
+__all__ = ["add_parser", "run"]
+
+
+def run(args: argparse.Namespace) -> int:
+    """``svg-pyro analyze ANALYSIS`` (the one analysis: ``collisions``)."""
+    return {"collisions": run_collisions_command}[args.analyze_command](args)
+
+
+def run_collisions_command(args: argparse.Namespace) -> int:
+    try:
+        return _collisions_and_write(args)
+    except signals.Interrupted as err:  # one pass over the data: no partial result to keep
+        print(
+            f"svg-pyro analyze collisions: stopped by {signals.signal_name(err.signum)}; "
+            f"no report was written ({args.json} untouched)",
+            file=sys.stderr,
+        )
+        return err.exit_status
+
+
+def _collisions_and_write(args: argparse.Namespace) -> int:
+    report, sigma, bounces = options.call_with_args(run_collisions, args)
+    if args.plot:
+        report["plot"] = str(
+            plot_collisions(
+                sigma,
+                bounces,
+                args.plot,
+                lag=args.lag,
+                title=f"{report['variant']}: prior sigma vs wall hits (AUC {report['auc']:.3f})",
+            )
+        )
+    out = atomic_write_json(report, args.json, indent=2)
+    print(
+        f"AUC {report['auc']:.4f} (lag {args.lag}); mean sigma at hits "
+        f"{report['mean_sigma_hit']:.4f} vs others {report['mean_sigma_other']:.4f} "
+        f"({report['n_hit']} / {report['n_other']} steps) -> {out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Add ``analyze collisions`` to the CLI's subcommands."""
+    p = sub.add_parser("analyze", help="posterior and prior analyses of a trained model")
+    kinds = p.add_subparsers(dest="analyze_command", required=True, metavar="ANALYSIS")
+    q = kinds.add_parser(
+        "collisions",
+        help="does the learned prior's sigma rise when a digit hits a wall? (ROC AUC)",
+        description="Run SM-MNIST test sequences with recorded wall hits through the model and "
+        "score how well the learned prior's standard deviation predicts the steps after a hit.",
+    )
+    options.add_checkpoint(q, "checkpoint.pt of a learned-prior model")
+    q.add_argument("--sequences", type=int, default=512, help="test sequences (default 512)")
+    q.add_argument("--json", required=True, help="where to write the report")
+    q.add_argument("--plot", default=None, help="also draw sigma over time (PNG)")
+    q.add_argument(
+        "--heatmap", default=None, help="ConvLSTM models: draw sigma maps over the frames (PNG)"
+    )
+    q.add_argument(
+        "--frames", type=int, default=None, help="frames per sequence (default: training length)"
+    )
+    q.add_argument("--num-digits", type=int, default=None, help="default: the training data's")
+    q.add_argument(
+        "--deterministic",
+        default=None,
+        action=argparse.BooleanOptionalAction,
+        help="deterministic bounces (default: the training data's)",
+    )
+    q.add_argument("--seed", type=int, default=0, help="test-sequence seed (default 0)")
+    q.add_argument(
+        "--lag",
+        type=int,
+        default=1,
+        help="score z_t against a hit in frame t - LAG (default 1: the last frame its prior saw)",
+    )
+    q.add_argument(
+        "--burn-in", type=int, default=0, help="leave out the first N latent steps (default 0)"
+    )
+    q.add_argument("--batch-size", type=int, default=64)
+    options.add_device(q)
+    q.add_argument("--mnist-root", default=None, help="folder with MNIST/raw IDX files")
+    options.add_no_progress(q)
+    return p
