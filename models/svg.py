@@ -168,11 +168,13 @@ def model(svg: SVG, frames: torch.Tensor, n_future: int = 0) -> torch.Tensor:
                 inp = h_prev
             g, predictor_state = svg.predictor(inp)
             x_mean = svg.decode(g, skips, first_target=1, n_past=n_past)
-            x_mean_fp32 = x_mean.float()
+            # one view per frame (unbind's backward stacks the frames' gradients once; indexing
+            # each frame would zero-fill and copy a whole-sequence gradient per frame)
+            x_means = x_mean.float().unbind(1)
             for t in range(1, steps):
                 pyro.sample(
                     f"x_{t}",
-                    dist.Normal(x_mean_fp32[:, t - 1], svg.config.obs_sigma).to_event(3),
+                    dist.Normal(x_means[t - 1], svg.config.obs_sigma).to_event(3),
                     obs=frames[:, t],
                 )
         if not n_future:
