@@ -10,6 +10,7 @@ from pyro import poutine
 from pyro.infer import TraceMeanField_ELBO
 
 from svg_pyro import SVG, SVGLoss
+from svg_pyro.pretrained import load_pretrained
 from tests.conftest import tiny_config
 
 
@@ -141,6 +142,24 @@ def reference_loss(svg, frames):
     return cfg.kl_scale * kl - log_lik
 
 
+def assert_same_function(svg, frames, tol=1e-5):
+    """SVGLoss on ``svg`` and :func:`reference_loss` on a copy: same loss, gradients (within
+    ``tol`` of the gradients' norm) and BatchNorm statistics afterwards."""
+    ref_svg = copy.deepcopy(svg)
+    results = []
+    for net, loss_fn in ((svg, SVGLoss(svg)), (ref_svg, lambda f: reference_loss(ref_svg, f))):
+        pyro.set_rng_seed(11)
+        loss = loss_fn(frames)
+        results.append((loss, torch.autograd.grad(loss, list(net.parameters()))))
+    (loss, grads), (ref, ref_grads) = results
+    assert torch.allclose(loss, ref, rtol=1e-6), (loss, ref)
+    scale = torch.cat([r.flatten() for r in ref_grads]).norm()
+    for (name, _), a, b in zip(svg.named_parameters(), grads, ref_grads):
+        assert (a - b).norm() <= tol * scale, name
+    for a, b in zip(svg.buffers(), ref_svg.buffers()):  # BatchNorm saw the same batches
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_loss_and_every_gradient_equal_the_plain_computation(channels_last):
     # the training step's fast paths (shared skips, the one-channel transposed convolution,
@@ -149,16 +168,12 @@ def test_loss_and_every_gradient_equal_the_plain_computation(channels_last):
     if channels_last:  # as TrainConfig(channels_last=True), the smmnist-cpu recipe, prepares it
         svg = svg.to(memory_format=torch.channels_last)
     frames = torch.rand(4, 6, 1, 64, 64, generator=torch.Generator().manual_seed(2))
-    ref_svg = copy.deepcopy(svg)
-    results = []
-    for net, loss_fn in ((svg, SVGLoss(svg)), (ref_svg, lambda f: reference_loss(ref_svg, f))):
-        pyro.set_rng_seed(11)
-        loss = loss_fn(frames)
-        results.append((loss, torch.autograd.grad(loss, list(net.parameters())), net))
-    (loss, grads, _), (ref, ref_grads, _) = results
-    assert torch.allclose(loss, ref, rtol=1e-6), (loss, ref)
-    scale = torch.cat([r.flatten() for r in ref_grads]).norm()
-    for (name, _), a, b in zip(svg.named_parameters(), grads, ref_grads):
-        assert (a - b).norm() <= 1e-5 * scale, name
-    for a, b in zip(svg.buffers(), ref_svg.buffers()):  # BatchNorm saw the same batches
-        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+    assert_same_function(svg, frames)
+
+
+def test_shipped_weights_give_the_same_loss_and_gradients_as_the_plain_computation():
+    # the shipped SVG-LP (the smmnist-cpu recipe, saved by the code before issue 22) loads into
+    # the same parameter names and shapes, and trains on, channels_last, the same function
+    svg = load_pretrained("smmnist-lp").train().to(memory_format=torch.channels_last)
+    frames = torch.rand(2, 15, 1, 64, 64, generator=torch.Generator().manual_seed(3))
+    assert_same_function(svg, frames)
