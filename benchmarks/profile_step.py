@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     bench.add_bench_arguments(parser)
     parser.add_argument("--top", type=int, default=20, help="rows of (operator, shapes)")
-    args = bench.resolve_size(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    getattr(bench, "resolve_size", lambda a: a)(args)  # an install from before --size
     runner = bench.SVGBench(bench.model_config(args), bench.train_config(args), args.samples)
     step = runner.train_step if args.mode == "train" else runner.sample_step
     try:
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         wall = (time.perf_counter() - start) / args.steps
     finally:
         runner.close()
-    per_step = 1e3 / args.steps  # profiler times are microseconds
+    per_step = 1e3 * args.steps  # profiler times are microseconds: -> ms per step
     totals: dict[str, float] = {}
     for e in prof.key_averages():
         if e.key.startswith("aten::") or e.key == "FewOutConvTranspose":
