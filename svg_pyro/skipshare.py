@@ -111,10 +111,12 @@ def _subpixel_taps() -> torch.Tensor:
 SUBPIXEL_TAPS = _subpixel_taps()
 
 
-def conv_transpose_k4s2_subpixel(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``conv_transpose2d(x, weight, stride=2, padding=1)`` for a 4x4 kernel, computed as a 3x3
-    convolution to the four output phases and a pixel shuffle: ``x [N, C, H, W]``, ``weight
-    [C, O, 4, 4]`` -> ``[N, O, 2H, 2W]``.
+def conv_transpose_k4s2_subpixel(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``conv_transpose2d(x, weight, bias, stride=2, padding=1)`` for a 4x4 kernel, computed as
+    a 3x3 convolution to the four output phases and a pixel shuffle: ``x [N, C, H, W]``,
+    ``weight [C, O, 4, 4]``, ``bias [O]`` or ``None`` -> ``[N, O, 2H, 2W]``.
 
     Same function up to fp32 rounding (the zero taps add exact zeros). oneDNN's transposed
     convolution to one channel runs at a few GFLOP/s on a CPU; this is about 1.7x faster.
@@ -123,9 +125,15 @@ def conv_transpose_k4s2_subpixel(x: torch.Tensor, weight: torch.Tensor) -> torch
     padded = torch.cat([weight.reshape(c, o, 16), weight.new_zeros(c, o, 1)], 2)
     k = padded[:, :, SUBPIXEL_TAPS.to(weight.device)]  # [C, O, 4, 3, 3]
     k = k.permute(1, 2, 0, 3, 4).reshape(4 * o, c, 3, 3)
-    if _is_nhwc(x):
-        k = k.contiguous(memory_format=torch.channels_last)
-    return F.pixel_shuffle(F.conv2d(x, k, None, 1, 1), 2)
+    phase_bias = None if bias is None else bias.repeat_interleave(4)
+    n, _, h, w = x.shape
+    if not _is_nhwc(x):
+        return F.pixel_shuffle(F.conv2d(x, k, phase_bias, 1, 1), 2)
+    y = F.conv2d(x, k.contiguous(memory_format=torch.channels_last), phase_bias, 1, 1)
+    # NHWC phases [n, h, w, (o, a, b)] -> [n, o, (h, a), (w, b)]: one copy (pixel_shuffle's
+    # channels_last path is slower)
+    y = y.permute(0, 2, 3, 1).reshape(n, h, w, o, 2, 2).permute(0, 3, 1, 4, 2, 5)
+    return y.reshape(n, o, 2 * h, 2 * w)
 
 
 class FewOutConvTranspose(torch.autograd.Function):
@@ -137,8 +145,7 @@ class FewOutConvTranspose(torch.autograd.Function):
     def forward(ctx, x, weight, bias):  # noqa: D102
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        y = conv_transpose_k4s2_subpixel(x, weight)
-        return y + bias.view(1, -1, 1, 1) if bias is not None else y.contiguous()
+        return conv_transpose_k4s2_subpixel(x, weight, bias).contiguous()
 
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
