@@ -13,6 +13,11 @@ channels, so ``conv(cat([x, skip])) == conv_x(x) + conv_s(skip)`` with the weigh
   decode with the same skips at every step, so ``conv_s`` runs once per sequence for the whole
   rollout instead of once per sample and frame.
 
+The skip terms are added in the maps' own memory order (NHWC under ``channels_last``), and a
+last stage that upsamples to one channel (DCGAN's 8 -> 1, 4x4, stride 2) runs as a sub-pixel
+convolution (:class:`FewOutConvTranspose`) on fp32 CPU tensors: oneDNN's kernel for one output
+channel is slow.
+
 Both give the same function as the plain ``decoder(g, chosen_skips)`` up to floating-point
 rounding, BatchNorm in training mode included (the statistics see the same pre-normalisation
 tensor). A decoder opts in with the class attribute ``skip_stages = True``; any other decoder is
