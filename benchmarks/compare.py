@@ -17,6 +17,7 @@ its spread over rounds, Pyro's overhead, and each implementation's ``svg-pyro be
 (its step time being the median over rounds).
 
     python benchmarks/compare.py --rounds 5 --steps 2 --warmup 1 [svg-pyro bench flags]
+    python benchmarks/compare.py --size smmnist-cpu --rounds 5   # the CPU recipe's size
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also time the svg-pyro step without shared-skip decoding",
     )
-    args = parser.parse_args(argv)
+    args = bench.resolve_size(parser.parse_args(argv))
     try:
         out = compare(args)
     except ValueError as err:

@@ -260,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     bench.add_bench_arguments(parser)
     args = parser.parse_args(argv)
+    if args.channels_last is None:  # the original's NCHW, whatever --size says
+        args.channels_last = False
+    bench.resolve_size(args)
     try:
         rec = run_plain(args)
     except ValueError as err:

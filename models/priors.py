@@ -74,7 +74,7 @@ def gaussian_steps(mu: torch.Tensor, logvar: torch.Tensor) -> list[dist.Distribu
     ``[B]``, event ``latent_shape``; parameters kept in fp32)."""
     mu, std = mu.float(), logvar.float().mul(0.5).exp()
     event = mu.dim() - 2
-    return [dist.Normal(mu[:, i], std[:, i]).to_event(event) for i in range(mu.shape[1])]
+    return [dist.Normal(m, s).to_event(event) for m, s in zip(mu.unbind(1), std.unbind(1))]
 
 
 def gaussian_rnn(config: SVGConfig, n_layers: int) -> nn.Module:

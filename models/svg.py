@@ -174,7 +174,9 @@ def frame_means(x_mean: torch.Tensor, z: list[torch.Tensor]) -> list[torch.Tenso
     over all frames of a batch, which couples them numerically as it couples the sequences of a
     plate; the probability model is the eval-mode one, where frame t reads nothing later.)
     """
-    frames = [x_mean[..., t, :, :, :] for t in range(x_mean.shape[-4])]
+    # one view per frame: unbind's backward stacks the frames' gradients once, where indexing
+    # each frame would zero-fill and copy a whole-sequence gradient per frame
+    frames = list(x_mean.unbind(-4))
     if not any(isinstance(v, ProvenanceTensor) for v in z):
         return frames
     everything = get_provenance(x_mean)

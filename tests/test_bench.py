@@ -21,6 +21,7 @@ from svg_pyro.bench import (
     count_once,
     svg_cost_runner,
 )
+from svg_pyro.bench import model_config as bench_model_config
 from svg_pyro.bench import train_config as bench_train_config
 from svg_pyro.cli import main
 from svg_pyro.config import TrainConfig, build_configs
@@ -223,6 +224,24 @@ def test_train_config_validates_precision():
     assert (cfg.precision, cfg.compile, cfg.channels_last) == ("bf16", True, True)
     plain = bench_train_config(parser.parse_args([]))
     assert (plain.precision, plain.compile, plain.channels_last) == ("fp32", False, False)
+
+
+def test_size_flag_names_the_cpu_recipe_and_explicit_flags_win():
+    parser = argparse.ArgumentParser()
+    add_bench_arguments(parser)
+    preset_model, preset_train = build_configs("smmnist-cpu")
+    args = parser.parse_args(["--size", "smmnist-cpu"])
+    model, train = bench_model_config(args), bench_train_config(args)
+    for key in ("nf", "g_dim", "z_dim", "rnn_size", "n_past", "n_future", "predictor_layers"):
+        assert getattr(model, key) == getattr(preset_model, key), key
+    assert (train.batch_size, train.channels_last) == (preset_train.batch_size, True)
+    args = parser.parse_args(["--size", "smmnist-cpu-nf16", "--batch-size", "4"])
+    assert (bench_model_config(args).nf, bench_model_config(args).rnn_size) == (16, 256)
+    assert bench_train_config(args).batch_size == 4  # given explicitly
+    args = parser.parse_args(["--size", "smmnist-cpu", "--no-channels-last", "--nf", "4"])
+    assert not bench_train_config(args).channels_last and bench_model_config(args).nf == 4
+    paper = bench_model_config(parser.parse_args([]))
+    assert (paper.nf, paper.g_dim, paper.rnn_size) == (64, 128, 256)
 
 
 def test_bf16_autocast_runs_networks_in_bf16_and_keeps_the_loss_fp32(frames):

@@ -1,5 +1,6 @@
 """The loss is the paper's objective (times a constant, plus a constant), with an analytic KL."""
 
+import copy
 import math
 
 import pyro
@@ -9,6 +10,7 @@ from pyro import poutine
 from pyro.infer import TraceMeanField_ELBO
 
 from svg_pyro import SVG, SVGLoss
+from svg_pyro.pretrained import load_pretrained
 from tests.conftest import tiny_config
 
 
@@ -116,3 +118,62 @@ def test_small_beta_leaves_mostly_reconstruction(frames):
     loss_fn(frames)
     torch.testing.assert_close(loss_fn.last_terms["loss"], loss_fn.last_terms["recon"])
     assert loss_fn.last_terms["kl"] > 0  # still measured, unscaled
+
+
+def reference_loss(svg, frames):
+    """The negative ELBO computed the plain way, independently of the fast paths (issue 22):
+    plain module calls (the decoder's own layers, every predicted frame's skip maps gathered),
+    the likelihood of one indexed frame at a time, the guide's draws first as in the ELBO."""
+    cfg, (b, t) = svg.config, frames.shape[:2]
+    h, skips = svg.encoder(frames.flatten(0, 1))
+    h, skips = h.reshape(b, t, -1), [s.reshape(b, t, *s.shape[1:]) for s in skips]
+    q_steps, _ = svg.posterior(h[:, 1:])
+    z = [q.rsample() for q in q_steps]
+    p_steps, _ = svg.prior(h[:, :-1])
+    kl = sum(torch.distributions.kl_divergence(q, p).sum() for q, p in zip(q_steps, p_steps))
+    g, _ = svg.predictor(torch.cat([h[:, :-1], torch.stack(z, 1)], -1))
+    index = [svg.skip_index(i) for i in range(1, t)]
+    chosen = [s[:, index].flatten(0, 1) for s in skips]
+    x = svg.decoder(g.flatten(0, 1), chosen).reshape(b, t - 1, *frames.shape[2:])
+    normal = torch.distributions.Normal
+    log_lik = sum(
+        normal(x[:, i], cfg.obs_sigma).log_prob(frames[:, i + 1]).sum() for i in range(t - 1)
+    )
+    return cfg.kl_scale * kl - log_lik
+
+
+def assert_same_function(svg, frames, tol=1e-5):
+    """SVGLoss on ``svg`` and :func:`reference_loss` on a copy: same loss, gradients (within
+    ``tol`` of the gradients' norm) and BatchNorm statistics afterwards."""
+    ref_svg = copy.deepcopy(svg)
+    results = []
+    for net, loss_fn in ((svg, SVGLoss(svg)), (ref_svg, lambda f: reference_loss(ref_svg, f))):
+        pyro.set_rng_seed(11)
+        loss = loss_fn(frames)
+        results.append((loss, torch.autograd.grad(loss, list(net.parameters()))))
+    (loss, grads), (ref, ref_grads) = results
+    assert torch.allclose(loss, ref, rtol=1e-6), (loss, ref)
+    scale = torch.cat([r.flatten() for r in ref_grads]).norm()
+    for (name, _), a, b in zip(svg.named_parameters(), grads, ref_grads):
+        assert (a - b).norm() <= tol * scale, name
+    for a, b in zip(svg.buffers(), ref_svg.buffers()):  # BatchNorm saw the same batches
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_loss_and_every_gradient_equal_the_plain_computation(channels_last):
+    # the training step's fast paths (shared skips, the one-channel transposed convolution,
+    # NHWC-kept skip arithmetic, per-frame views) compute the same function as plain torch
+    svg = SVG(tiny_config(n_past=3, n_future=3))
+    if channels_last:  # as TrainConfig(channels_last=True), the smmnist-cpu recipe, prepares it
+        svg = svg.to(memory_format=torch.channels_last)
+    frames = torch.rand(4, 6, 1, 64, 64, generator=torch.Generator().manual_seed(2))
+    assert_same_function(svg, frames)
+
+
+def test_shipped_weights_give_the_same_loss_and_gradients_as_the_plain_computation():
+    # the shipped SVG-LP (the smmnist-cpu recipe, saved by the code before issue 22) loads into
+    # the same parameter names and shapes, and trains on, channels_last, the same function
+    svg = load_pretrained("smmnist-lp").train().to(memory_format=torch.channels_last)
+    frames = torch.rand(2, 15, 1, 64, 64, generator=torch.Generator().manual_seed(3))
+    assert_same_function(svg, frames)

@@ -1,5 +1,7 @@
 """Shared-skip decoding: the same function as the plain decoder call, with less work."""
 
+import copy
+
 import pyro
 import pytest
 import torch
@@ -15,7 +17,14 @@ from svg_pyro.nets import (
     VGGDecoder,
     VGGEncoder,
 )
-from svg_pyro.skipshare import decode_shared_skips, decode_with_skip_terms, skip_terms, supports
+from svg_pyro.skipshare import (
+    FewOutConvTranspose,
+    conv_transpose_k4s2_subpixel,
+    decode_shared_skips,
+    decode_with_skip_terms,
+    skip_terms,
+    supports,
+)
 
 NETS = {
     "dcgan": (DCGANEncoder, DCGANDecoder, (8, 1, 4)),
@@ -24,11 +33,13 @@ NETS = {
 }
 
 
-def _encoded(name, batch=3, steps=6):
+def _encoded(name, batch=3, steps=6, channels_last=False):
     enc_cls, dec_cls, args = NETS[name]
     torch.manual_seed(0)
     enc, dec = enc_cls(*args), dec_cls(*args)
     frames = torch.rand(batch * steps, args[1], 64, 64)
+    if channels_last:  # as TrainConfig(channels_last=True) prepares the networks
+        enc, dec = (m.to(memory_format=torch.channels_last) for m in (enc, dec))
     h, skips = enc(frames)
     h = h.reshape(batch, steps, *h.shape[1:]).detach()
     skips = [s.reshape(batch, steps, *s.shape[1:]).detach().requires_grad_() for s in skips]
@@ -42,25 +53,36 @@ def _reference(dec, g, skips, index):
     return x.reshape(b, n, *x.shape[1:])
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("name", sorted(NETS))
-@pytest.mark.parametrize("index", [[0, 1, 2, 2, 2], [1, 1, 1, 1, 1], [0, 1, 2, 3, 4]])
-def test_same_values_and_gradients_as_the_plain_decoder(name, index):
-    dec, h, skips = _encoded(name)
+@pytest.mark.parametrize(
+    "index", [[0, 1, 2, 2, 2], [1, 1, 1, 1, 1], [0, 1, 2, 3, 4], [0, 2, 2, 3, 3]]
+)
+def test_same_values_and_gradients_as_the_plain_decoder(name, index, channels_last):
+    dec, h, skips = _encoded(name, channels_last=channels_last)
     assert supports(dec)
     g = h[:, 1:].clone().requires_grad_()
     inputs = [g, *skips, *dec.parameters()]
-    ref = _reference(dec, g, skips, index)  # BatchNorm in training mode: batch statistics
-    ref_grads = torch.autograd.grad(ref.square().sum(), inputs)
+    # the reference: the plain decoder in float64 (an fp32 plain decoder in channels_last is
+    # itself up to 4e-5 * scale from it, so fp32 against fp32 would test rounding, not the math)
+    dec64 = copy.deepcopy(dec).double()
+    g64 = g.detach().double().requires_grad_()
+    skips64 = [s.detach().double().requires_grad_() for s in skips]
+    ref = _reference(dec64, g64, skips64, index)  # BatchNorm in training mode: batch statistics
+    ref_grads = torch.autograd.grad(ref.square().sum(), [g64, *skips64, *dec64.parameters()])
     out = decode_shared_skips(dec, g, skips, index)
     grads = torch.autograd.grad(out.square().sum(), inputs)
     assert out.shape == ref.shape
-    assert torch.allclose(out, ref, atol=1e-5)
+    assert torch.allclose(out.double(), ref, atol=1e-5)
     scale = torch.cat([r.flatten() for r in ref_grads]).norm()
+    tol = 3e-5 if channels_last else 1e-5
     for a, b in zip(ref_grads, grads):
-        assert (a - b).norm() <= 1e-5 * scale
+        assert (a - b.double()).norm() <= tol * scale
 
 
-def test_less_work_when_frames_share_skips():
+def test_less_work_when_frames_share_skips(monkeypatch):
+    # torch's kernel for the last layer on both sides (the sub-pixel one counts its zero taps)
+    monkeypatch.setattr("svg_pyro.skipshare.FEW_OUT", 0)
     dec, h, skips = _encoded("dcgan")
     g = h[:, 1:]
     counts = []
@@ -149,3 +171,40 @@ def test_compiled_decoder_gives_the_same_values(grad):
     with torch.set_grad_enabled(grad):
         out = decode_shared_skips(dec, g, skips, index)
     assert torch.allclose(out, ref, atol=1e-5), (out - ref).abs().max()
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_one_channel_transposed_conv_equals_the_convolution(channels_last, bias):
+    # the decoder's last layer (8 -> 1 channels, 4x4, stride 2) runs as a sub-pixel 3x3
+    # convolution in the forward pass; reference: torch's own transposed convolution
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    torch.manual_seed(0)
+    conv = torch.nn.ConvTranspose2d(6, 1, 4, 2, 1, bias=bias).to(memory_format=fmt)
+    x = torch.randn(5, 6, 16, 16).contiguous(memory_format=fmt).requires_grad_()
+    params = [x, *conv.parameters()]
+    ref = torch.nn.functional.conv_transpose2d(x, conv.weight, conv.bias, 2, 1)
+    out = FewOutConvTranspose.apply(x, conv.weight, conv.bias)
+    assert torch.allclose(conv_transpose_k4s2_subpixel(x, conv.weight, conv.bias), ref, atol=1e-5)
+    g = torch.randn_like(ref)
+    ref_grads = torch.autograd.grad(ref, params, g)
+    grads = torch.autograd.grad(out, params, g)
+    assert out.shape == ref.shape and torch.allclose(out, ref, atol=1e-5)
+    for a, b in zip(ref_grads, grads):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5)
+    assert grads[0].is_contiguous(memory_format=fmt)
+
+
+def test_decoders_last_layer_takes_the_sub_pixel_path_only_where_it_applies():
+    dec, h, skips = _encoded("dcgan", batch=2, steps=3)
+    out = decode_shared_skips(dec, h[:, 1:].clone().requires_grad_(), skips, [0, 0])
+    seen, stack = set(), [out.grad_fn]
+    while stack:  # the autograd graph's node types
+        node = stack.pop()
+        if node is not None and node not in seen:
+            seen.add(node)
+            stack.extend(n for n, _ in node.next_functions)
+    assert "FewOutConvTransposeBackward" in {type(n).__name__ for n in seen}
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast: torch's own kernels
+        out = decode_shared_skips(dec, h[:, 1:], skips, [0, 0])
+    assert out.dtype == torch.bfloat16

@@ -51,7 +51,7 @@ from torch import nn
 from svg_pyro import options
 from svg_pyro.bench.cost import count_cost, count_once, matmul_flops_per_s, synchronize
 from svg_pyro.bench.direct import DirectSVGLoss
-from svg_pyro.config import ENCODERS, PRECISIONS, SVGConfig, TrainConfig
+from svg_pyro.config import ENCODERS, PRECISIONS, PRESETS, SVGConfig, TrainConfig
 from svg_pyro.device import autocast
 from svg_pyro.elbo import SVGLoss
 from svg_pyro.svg import SVG
@@ -59,6 +59,7 @@ from svg_pyro.train import Trainer
 
 __all__ = [
     "DirectSVGLoss",
+    "SIZES",
     "SVGBench",
     "add_bench_arguments",
     "count_cost",
@@ -66,6 +67,7 @@ __all__ = [
     "matmul_flops_per_s",
     "plain_skip_decoding",
     "random_frames",
+    "resolve_size",
     "skip_decoding",
     "synchronize",
     "time_steps",
@@ -75,11 +77,52 @@ MODES = ("train", "sample")
 
 
 # -- the command line ----------------------------------------------------------------------------
+def _preset_size(name: str, **changes: Any) -> dict[str, Any]:
+    model, train = PRESETS[name].model, PRESETS[name].train
+    size = {k: model[k] for k in ("nf", "g_dim", "z_dim", "rnn_size")}
+    size.update(batch_size=train["batch_size"], channels_last=train.get("channels_last", False))
+    return size | changes
+
+
+SIZED = ("nf", "g_dim", "z_dim", "rnn_size", "batch_size", "channels_last")
+SIZES: dict[str, dict[str, Any]] = {
+    # the paper's SM-MNIST networks at batch 16 (the default)
+    "paper": dict(nf=64, g_dim=128, z_dim=10, rnn_size=256, batch_size=16, channels_last=False),
+    # the shipped models' CPU recipe (`train --preset smmnist-cpu`): nf 8, g 64, z 8, rnn 128,
+    # batch 32, channels_last
+    "smmnist-cpu": _preset_size("smmnist-cpu"),
+    # the same recipe grown (issue 22): nf 16, g 128, z 10, rnn 256, batch 16
+    "smmnist-cpu-nf16": _preset_size(
+        "smmnist-cpu", nf=16, g_dim=128, z_dim=10, rnn_size=256, batch_size=16
+    ),
+}
+
+
+def resolve_size(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the width, batch and layout flags not given on the command line from ``--size``
+    (default ``paper``); flags given explicitly win. Idempotent; returns ``args``."""
+    size = SIZES[getattr(args, "size", None) or "paper"]
+    for key in SIZED:
+        if getattr(args, key, None) is None:
+            setattr(args, key, size[key])
+    return args
+
+
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags shared by ``svg-pyro bench`` and ``benchmarks/*.py`` (paper sizes by default)."""
+    """The flags shared by ``svg-pyro bench`` and ``benchmarks/*.py`` (paper sizes by default;
+    ``--size`` names another)."""
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     parser.add_argument("--mode", choices=MODES, default="train", help="time training or sampling")
-    parser.add_argument("--batch-size", type=int, default=16, help="sequences per step (16)")
+    parser.add_argument(
+        "--size",
+        choices=sorted(SIZES),
+        default="paper",
+        help="widths, batch and layout: paper (nf 64, g 128, z 10, rnn 256, batch 16), "
+        "smmnist-cpu (the CPU recipe: nf 8, g 64, z 8, rnn 128, batch 32, channels_last) or "
+        "smmnist-cpu-nf16 (nf 16, g 128, z 10, rnn 256, batch 16, channels_last); the flags "
+        "below override it",
+    )
+    parser.add_argument("--batch-size", type=int, default=None, help="sequences per step")
     parser.add_argument("--frames", type=int, default=15, help="frames per sequence (15)")
     parser.add_argument("--n-past", type=int, default=5, help="context frames (5)")
     parser.add_argument("--channels", type=int, default=1, help="frame channels (1)")
@@ -90,10 +133,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--feature-size", type=int, default=8, help="--rnn conv: feature map side (8)"
     )
-    parser.add_argument("--nf", type=int, default=64, help="encoder/decoder width (64)")
-    parser.add_argument("--g-dim", type=int, default=128, help="frame encoding size (128)")
-    parser.add_argument("--z-dim", type=int, default=10, help="latent size (10)")
-    parser.add_argument("--rnn-size", type=int, default=256, help="LSTM width (256)")
+    parser.add_argument("--nf", type=int, default=None, help="encoder/decoder width")
+    parser.add_argument("--g-dim", type=int, default=None, help="frame encoding size")
+    parser.add_argument("--z-dim", type=int, default=None, help="latent size")
+    parser.add_argument("--rnn-size", type=int, default=None, help="LSTM width")
     parser.add_argument("--predictor-layers", type=int, default=2)
     parser.add_argument("--posterior-layers", type=int, default=1)
     parser.add_argument("--prior-layers", type=int, default=1)
@@ -104,7 +147,15 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_device(parser)
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32")
     parser.add_argument("--compile", action="store_true", help="torch.compile encoder/decoder")
-    parser.add_argument("--channels-last", action="store_true", help="NHWC conv weights")
+    parser.add_argument(
+        "--channels-last",
+        action="store_true",
+        default=None,
+        help="NHWC conv weights (the smmnist-cpu sizes' default)",
+    )
+    parser.add_argument(
+        "--no-channels-last", dest="channels_last", action="store_false", help="NCHW weights"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
         "--no-shared-skips",
@@ -124,6 +175,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 def model_config(args: argparse.Namespace) -> SVGConfig:
     """The SVG-LP configuration that the bench flags describe."""
+    resolve_size(args)
     if args.frames <= args.n_past:
         raise ValueError(f"--frames ({args.frames}) must exceed --n-past ({args.n_past})")
     return SVGConfig(
@@ -147,6 +199,7 @@ def model_config(args: argparse.Namespace) -> SVGConfig:
 
 def train_config(args: argparse.Namespace) -> TrainConfig:
     """The training settings (batch, device, speed levers) that the bench flags describe."""
+    resolve_size(args)
     for name in ("batch_size", "steps", "samples"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
@@ -319,6 +372,7 @@ def make_record(
     rec: dict[str, Any] = {
         "impl": impl,
         "mode": args.mode,
+        "size": getattr(args, "size", None),
         "device": device_name(device),
         "precision": args.precision,
         "compile": bool(args.compile),
