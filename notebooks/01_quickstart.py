@@ -153,6 +153,49 @@ grid = sample_grid(frames[0, :n_past], frames[0, n_past:], forecast[:, 0])
 display(Image(filename=str(save_png(out / "predictive.png", grid))))
 
 # %% [markdown]
+# ### Vectorized: all samples, all particles in one pass; the model's graph
+#
+# The model broadcasts over the sample and particle dimensions that Pyro adds on the left of the
+# `sequences` plate, so `Predictive(..., parallel=True)` draws the K futures in one batched pass
+# and the ELBOs' `vectorize_particles=True` estimates with K particles in one pass
+# (`SVGLoss(svg, num_particles=K)` and `svg-pyro train --particles K` do the same). Pyro's
+# `get_dependencies` and `render_model` see the causal model: `x_t` depends on `z_1..z_t`,
+# nothing later.
+
+# %%
+from pyro.infer.inspect import get_dependencies
+
+parallel = Predictive(svg.model, guide=svg.guide, num_samples=3, return_sites=sites, parallel=True)(
+    frames[:, :n_past], n_future=n_future
+)
+print("parallel Predictive:", tuple(parallel[sites[0]].shape))
+
+elbo = TraceMeanField_ELBO(num_particles=4, vectorize_particles=True, max_plate_nesting=1)
+svi = SVI(svg.model, svg.guide, pyro.optim.Adam({"lr": 2e-4}), elbo)
+svg.train()
+print("4 particles at once, negative ELBO", round(svi.step(frames)))
+svg.eval()
+
+deps = get_dependencies(svg.model, (frames[:, :4],))["prior_dependencies"]
+print({x: sorted(set(deps[x]) - {x}) for x in ("x_1", "x_2", "x_3")})
+
+# %%
+import importlib.util
+import shutil
+
+if shutil.which("dot") and importlib.util.find_spec("graphviz"):  # context, then a forecast
+    display(
+        pyro.render_model(
+            svg.model,
+            model_args=(frames[:2, :3],),
+            model_kwargs={"n_future": 2},
+            render_deterministic=True,
+        )
+    )
+else:
+    print("install graphviz (the `dot` program and the `graphviz` package) to draw the graph")
+
+# %% [markdown]
 # ## The ELBO of test sequences
 #
 # `SVGLoss(svg)(frames)` is the negative ELBO summed over the batch (Pyro's mean-field ELBO with
