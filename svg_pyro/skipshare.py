@@ -147,13 +147,15 @@ class FewOutConvTranspose(torch.autograd.Function):
     ``convolution_backward``, fast for these shapes). ``x [N, C, H, W]`` -> ``[N, O, 2H, 2W]``."""
 
     @staticmethod
-    def forward(ctx, x, weight, bias):  # noqa: D102
+    def forward(ctx, x, weight, bias):
+        """The sub-pixel forward; saves ``x`` and ``weight`` for the backward."""
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
         return conv_transpose_k4s2_subpixel(x, weight, bias).contiguous()
 
     @staticmethod
-    def backward(ctx, grad):  # noqa: D102
+    def backward(ctx, grad):
+        """Gradients of ``x``, ``weight`` and ``bias`` from aten's ``convolution_backward``."""
         x, weight = ctx.saved_tensors
         need = ctx.needs_input_grad
         gx, gw, gb = torch.ops.aten.convolution_backward(

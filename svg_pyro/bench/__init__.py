@@ -85,6 +85,8 @@ def _preset_size(name: str, **changes: Any) -> dict[str, Any]:
 
 
 SIZED = ("nf", "g_dim", "z_dim", "rnn_size", "batch_size", "channels_last")
+#: Named sizes for ``--size``: the widths, batch and layout of the CPU recipe (``smmnist-cpu``),
+#: its nf-16 variant (``smmnist-cpu-nf16``) and the paper's networks (``paper``, the default).
 SIZES: dict[str, dict[str, Any]] = {
     # the paper's SM-MNIST networks at batch 16 (the default)
     "paper": dict(nf=64, g_dim=128, z_dim=10, rnn_size=256, batch_size=16, channels_last=False),
