@@ -14,24 +14,27 @@ from svg_pyro.models import PRIORS
 from tests.conftest import tiny_config
 
 
+class LSTMMeanPrior(Prior):
+    """A user's prior with weights of its own: an LSTM mean and a free log-scale (registered
+    under a name by the tests that use it)."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.rnn = torch.nn.LSTM(config.g_dim, config.rnn_size, batch_first=True)
+        self.mu = torch.nn.Linear(config.rnn_size, config.z_dim)
+        self.log_scale = torch.nn.Parameter(torch.zeros(config.z_dim))
+
+    def forward(self, h_prev, state=None):
+        y, state = self.rnn(h_prev, state)
+        mu = self.mu(y)
+        scale = self.log_scale.exp().expand_as(mu[:, 0])
+        return [dist.Normal(mu[:, i], scale).to_event(1) for i in range(mu.shape[1])], state
+
+
 @pytest.fixture
 def user_prior():
-    """A registered prior with weights of its own (an LSTM mean and a free log-scale)."""
-
-    @register_prior("test-svi-prior")
-    class SharedScale(Prior):
-        def __init__(self, config):
-            super().__init__(config)
-            self.rnn = torch.nn.LSTM(config.g_dim, config.rnn_size, batch_first=True)
-            self.mu = torch.nn.Linear(config.rnn_size, config.z_dim)
-            self.log_scale = torch.nn.Parameter(torch.zeros(config.z_dim))
-
-        def forward(self, h_prev, state=None):
-            y, state = self.rnn(h_prev, state)
-            mu = self.mu(y)
-            scale = self.log_scale.exp().expand_as(mu[:, 0])
-            return [dist.Normal(mu[:, i], scale).to_event(1) for i in range(mu.shape[1])], state
-
+    """:class:`LSTMMeanPrior` registered as ``test-svi-prior``."""
+    register_prior("test-svi-prior")(LSTMMeanPrior)
     yield "test-svi-prior"
     PRIORS.pop("test-svi-prior")
 

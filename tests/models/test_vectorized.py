@@ -8,11 +8,12 @@ from pyro import poutine
 from pyro.infer import SVI, Predictive, Trace_ELBO, TraceMeanField_ELBO
 from pyro.poutine.trace_struct import Trace
 
-from svg_pyro import SVG, Prior, SVGLoss, register_prior
+from svg_pyro import SVG, SVGLoss, register_prior
 from svg_pyro.models import PRIORS
 from svg_pyro.models.batching import FoldedBatch
 from tests.conftest import tiny_config
 from tests.models.test_forecast import lively
+from tests.models.test_svi import LSTMMeanPrior
 
 P, F, K = 3, 3, 4
 VARIANTS = {
@@ -25,21 +26,7 @@ VARIANTS = {
 }
 
 
-@register_prior("test-vectorized-prior")
-class UserPrior(Prior):
-    """A user's prior: an LSTM mean and a free log-scale."""
-
-    def __init__(self, config):
-        super().__init__(config)
-        self.rnn = torch.nn.LSTM(config.g_dim, config.rnn_size, batch_first=True)
-        self.mu = torch.nn.Linear(config.rnn_size, config.z_dim)
-        self.log_scale = torch.nn.Parameter(torch.zeros(config.z_dim))
-
-    def forward(self, h_prev, state=None):
-        y, state = self.rnn(h_prev, state)
-        mu = self.mu(y)
-        scale = self.log_scale.exp().expand_as(mu[:, 0])
-        return [dist.Normal(mu[:, i], scale).to_event(1) for i in range(mu.shape[1])], state
+UserPrior = register_prior("test-vectorized-prior")(LSTMMeanPrior)
 
 
 @pytest.fixture(scope="module", autouse=True)
