@@ -15,9 +15,8 @@ import argparse
 import sys
 import time
 
+from steptime import warmed_step  # benchmarks/ is on the path when run as a script
 from torch.profiler import ProfilerActivity, profile
-
-from svg_pyro import bench
 
 KINDS = {
     "convolution": ("convolution", "FewOutConvTranspose"),
@@ -37,22 +36,13 @@ def kind(op: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    bench.add_bench_arguments(parser)
     parser.add_argument("--top", type=int, default=20, help="rows of (operator, shapes)")
-    args = parser.parse_args(argv)
-    getattr(bench, "resolve_size", lambda a: a)(args)  # an install from before --size
-    runner = bench.SVGBench(bench.model_config(args), bench.train_config(args), args.samples)
-    step = runner.train_step if args.mode == "train" else runner.sample_step
-    try:
-        for _ in range(args.warmup):
-            step()
+    with warmed_step(parser, argv) as (args, step):
         start = time.perf_counter()
         with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
             for _ in range(args.steps):
                 step()
         wall = (time.perf_counter() - start) / args.steps
-    finally:
-        runner.close()
     per_step = 1e3 * args.steps  # profiler times are microseconds: -> ms per step
     totals: dict[str, float] = {}
     for e in prof.key_averages():
