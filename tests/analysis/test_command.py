@@ -23,24 +23,16 @@ def _checkpoint(tmp_path, prior: str, **model) -> str:
     return str(trainer.save())
 
 
+def _analyze(ckpt: str, sequences: int, out, *extra: str) -> list[str]:
+    """``svg-pyro analyze collisions`` arguments: a checkpoint, ``sequences``, a JSON report."""
+    return ["analyze", "collisions", "--checkpoint", ckpt, "--sequences", str(sequences),
+            "--json", str(out), "--no-progress", *extra]  # fmt: skip
+
+
 def test_analyze_collisions_cli(tmp_path):
     ckpt = _checkpoint(tmp_path, "learned")
     out, png = tmp_path / "c.json", tmp_path / "c.png"
-    args = [
-        "analyze",
-        "collisions",
-        "--checkpoint",
-        ckpt,
-        "--sequences",
-        "8",
-        "--json",
-        str(out),
-        "--plot",
-        str(png),
-        "--no-progress",
-        "--lag",
-        "1",
-    ]
+    args = _analyze(ckpt, 8, out, "--plot", str(png), "--lag", "1")
     assert main(args) == 0
     report = json.loads(out.read_text())
     assert report["sequences"] == 8 and report["frames"] == 6 and report["num_digits"] == 1
@@ -56,17 +48,7 @@ def test_analyze_collisions_cli(tmp_path):
 
 def test_analyze_collisions_refuses_a_fixed_prior(tmp_path, capsys):
     ckpt = _checkpoint(tmp_path, "fixed")
-    args = [
-        "analyze",
-        "collisions",
-        "--checkpoint",
-        ckpt,
-        "--sequences",
-        "4",
-        "--json",
-        str(tmp_path / "c.json"),
-        "--no-progress",
-    ]
+    args = _analyze(ckpt, 4, tmp_path / "c.json")
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "constant" in err[0]
@@ -76,21 +58,9 @@ def test_analyze_collisions_refuses_a_fixed_prior(tmp_path, capsys):
 def test_analyze_collisions_draws_the_sigma_heatmap_of_a_convlstm_model(tmp_path):
     ckpt = _checkpoint(tmp_path, "learned", rnn="conv", feature_size=8)
     out, png = tmp_path / "c.json", tmp_path / "heat.png"
-    args = [
-        "analyze",
-        "collisions",
-        "--checkpoint",
-        ckpt,
-        "--sequences",
-        "4",
-        "--json",
-        str(out),
-        "--heatmap",
-        str(png),
-        "--no-progress",
-    ]
+    args = _analyze(ckpt, 4, out, "--heatmap", str(png))
     assert main(args) == 0
     assert png.stat().st_size > 1000 and json.loads(out.read_text())["heatmap"] == str(png)
     # a fully connected model has no map to show
     fc = _checkpoint(tmp_path / "fc", "learned")
-    assert main([*args[:3], fc, *args[4:]]) == 2
+    assert main(_analyze(fc, 4, out, "--heatmap", str(png))) == 2
