@@ -154,6 +154,10 @@ class TrainConfig:
     batched pass over K x batch sequences; the logged loss stays per sequence, averaged over the
     particles).
 
+    ``lr_warmup`` W > 0 raises the learning rate linearly from ``lr / W`` to ``lr`` over the
+    run's first W steps (see :func:`svg_pyro.train.warmup_lr`); meant for ``--init-from``, whose
+    fresh Adam otherwise moves every weight by about ``lr`` in its first updates.
+
     Speed settings: ``precision`` ``"bf16"`` runs the networks under bf16 autocast (the
     distributions' parameters and the loss stay fp32); ``compile`` applies ``torch.compile`` to
     the encoder and decoder; ``channels_last`` stores conv weights NHWC.
@@ -168,6 +172,7 @@ class TrainConfig:
     particles: int = 1
     steps: int = 180_000
     lr: float = 0.002
+    lr_warmup: int = 0
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_eps: float = 1e-8
@@ -199,6 +204,8 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
+        if self.lr_warmup < 0:
+            raise ValueError(f"TrainConfig.lr_warmup must be >= 0 (0: off), got {self.lr_warmup}")
         if self.num_digits not in (1, 2):
             raise ValueError(f"TrainConfig.num_digits must be 1 or 2, got {self.num_digits}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

@@ -198,6 +198,20 @@ def make_adam(
         return torch.optim.Adam(module.parameters(), **kwargs)
 
 
+def warmup_lr(train_config: TrainConfig, step: int) -> float:
+    """The learning rate of the update made at run step ``step`` (0-based).
+
+    With ``lr_warmup`` W > 0 it rises linearly, ``lr * (step + 1) / W``, over the first W steps
+    of the run, then stays at ``lr``. A fresh Adam (``--init-from``) moves every weight by about
+    ``lr`` in its first updates, whatever the gradient's size; the warm-up keeps those first
+    moves small while Adam's moment estimates settle.
+    """
+    warmup = train_config.lr_warmup
+    if warmup and step < warmup:
+        return train_config.lr * (step + 1) / warmup
+    return train_config.lr
+
+
 class Trainer:
     """Trains an :class:`SVG` with the negative ELBO and writes the run folder ``out``.
 
@@ -395,6 +409,9 @@ class Trainer:
         norms = torch.stack(torch._foreach_norm(grads)) if grads else loss.new_zeros(1)
         finite = bool(torch.isfinite(loss) & torch.isfinite(norms).all())
         if distributed.all_true(finite, self.dist, self.device):
+            lr = warmup_lr(self.cfg, self.step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
             self.optimizer.step()
             self.bad_in_a_row = 0
             return self.loss_fn.last_terms
@@ -412,7 +429,8 @@ class Trainer:
         callback: Callable[[dict[str, Any]], None] | None = None,
         handle_signals: bool = True,
     ) -> list[dict[str, Any]]:
-        """Train until ``steps`` (default: the config's) total steps; returns the logged records.
+        """Train until ``steps`` (default, and at most: the config's) total steps; returns the
+        logged records.
 
         Raises :class:`TrainingError` after ``max_bad_steps`` non-finite steps in a row; the last
         checkpoint written before them is left as it was. With ``handle_signals`` (main thread
@@ -421,6 +439,11 @@ class Trainer:
         ``.exit_status`` 130 / 143); a second signal ends the process at once.
         """
         total = self.cfg.steps if steps is None else steps
+        if total > self.cfg.steps:
+            raise ValueError(
+                f"fit(steps={total}) goes past the run's TrainConfig.steps={self.cfg.steps}, "
+                "which sets the length of its data stream; raise TrainConfig.steps instead"
+            )
         records: list[dict[str, Any]] = []
         if self.step >= total:
             return records

@@ -10,7 +10,7 @@ from svg_pyro import SVG, SVGConfig, SVGLoss
 from svg_pyro.checkpoint import load_checkpoint
 from svg_pyro.cli import main
 from svg_pyro.config import TrainConfig, build_configs
-from svg_pyro.train import Trainer
+from svg_pyro.train import Trainer, warmup_lr
 from tests.conftest import tiny_config
 
 
@@ -158,6 +158,34 @@ def test_adam_eps_settings_are_validated():
         TrainConfig(adam_eps_units="pixels")
     with pytest.raises(ValueError, match="adam_eps"):
         TrainConfig(adam_eps=-1.0)
+
+
+# -- learning-rate warm-up ------------------------------------------------------------------------
+def test_warmup_lr_rises_linearly_then_holds():
+    cfg = TrainConfig(lr=0.002, lr_warmup=4)
+    assert [warmup_lr(cfg, s) for s in range(6)] == pytest.approx(
+        [0.0005, 0.001, 0.0015, 0.002, 0.002, 0.002]
+    )
+    assert warmup_lr(TrainConfig(lr=0.002), 0) == 0.002  # 0: off
+    with pytest.raises(ValueError, match="lr_warmup"):
+        TrainConfig(lr_warmup=-1)
+
+
+def test_warmed_up_steps_equal_steps_at_the_reduced_rate(tmp_path):
+    # two steps with a 4-step warm-up from lr L are two steps at L/4 then L/2: compare the first
+    # against a run at L/4 without warm-up, from the same weights and batch
+    model_cfg, warm_cfg = small(5, lr=0.004, lr_warmup=4)
+    _, flat_cfg = small(1, lr=0.001)
+    warm = Trainer(model_cfg, warm_cfg, tmp_path / "warm")
+    warm.fit(steps=1, progress=False)
+    flat = Trainer(model_cfg, flat_cfg, tmp_path / "flat")  # re-seeds: the same latent draws
+    flat.fit(progress=False)
+    for (name, a), (_, b) in zip(warm.svg.state_dict().items(), flat.svg.state_dict().items()):
+        assert torch.allclose(a, b, atol=1e-7), name
+    warm.fit(progress=False)
+    assert warm.optimizer.param_groups[0]["lr"] == pytest.approx(0.004)  # full rate after W
+    with pytest.raises(ValueError, match="past the run's TrainConfig.steps=5"):
+        warm.fit(steps=6, progress=False)
 
 
 # -- starting from other weights (--init-from) ----------------------------------------------------
