@@ -36,6 +36,7 @@ from svg_pyro import (
     train_cli,
 )
 from svg_pyro.analysis import command as analyze
+from svg_pyro.device import retain_freed_memory
 from svg_pyro.errors import TrainingError, UsageError
 
 # In the order ``svg-pyro --help`` lists them.
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    retain_freed_memory()  # every command runs tensor work; see its docstring
     try:
         with signals.raising():  # SIGTERM as well as SIGINT: one line and 128 + signal number
             return int(args.func(args) or 0)

@@ -47,7 +47,7 @@ from svg_pyro.checkpoint import (
 )
 from svg_pyro.config import SVGConfig, TrainConfig, build_configs
 from svg_pyro.data import VIDEO_DATASETS, StochasticMovingMNIST
-from svg_pyro.device import autocast, resolve_device
+from svg_pyro.device import autocast, resolve_device, retain_freed_memory
 from svg_pyro.elbo import SVGLoss
 from svg_pyro.errors import TrainingError
 from svg_pyro.heldout import BEST_SCORE, HeldOut
@@ -234,6 +234,8 @@ class Trainer:
         self.cfg = train_config
         self.out = Path(out)
         device = resolve_device(train_config.device)
+        if device.type == "cpu":
+            retain_freed_memory()  # no page faults on the step's big temporaries
         self.dist = distributed.init_from_env(device)
         self.device = distributed.local_device(device, self.dist)
         world = self.dist.world_size
