@@ -78,6 +78,32 @@ def ms(fn, reps: int) -> float:
     return 1e3 * (time.perf_counter() - t0) / reps
 
 
+def time_shape(n: int, c: int, o: int, h: int, reps: int) -> list[float]:
+    """The six timings of one shape (see the module docstring), after checking the two
+    reformulations against torch."""
+    x = torch.randn(n, c, h, h).contiguous(memory_format=CL)
+    w = (0.1 * torch.randn(c, o, 4, 4)).contiguous(memory_format=CL)
+    ref = F.conv_transpose2d(x, w, None, 2, 1)
+    for name, y in [
+        ("phases", conv_transpose_phases(x, w)),
+        ("sub-pixel", conv_transpose_k4s2_subpixel(x, w)),
+    ]:
+        err = (y - ref).abs().max().item()
+        if err > 1e-4:
+            raise SystemExit(f"{name} differs from torch by {err} at {(n, c, o, h)}")
+    kp = phase_weight(w).contiguous(memory_format=CL)
+    with torch.backends.mkldnn.flags(enabled=False):
+        aten = ms(lambda: F.conv_transpose2d(x, w, None, 2, 1), reps)
+    return [
+        ms(lambda: F.conv_transpose2d(x, w, None, 2, 1), reps),
+        aten,
+        ms(lambda: conv_transpose_phases(x, w), reps),
+        ms(lambda: F.conv2d(x, kp, None, 1, 1), reps),
+        ms(lambda: conv_transpose_k4s2_subpixel(x, w).contiguous(), reps),
+        ms(lambda: F.conv2d(ref, w, None, 2, 1), reps),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=6)
@@ -86,28 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| batch x in -> out, side | torch | aten | phases | phases conv | sub-pixel | adjoint |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for n, c, o, h in SHAPES:
-        x = torch.randn(n, c, h, h).contiguous(memory_format=CL)
-        w = (0.1 * torch.randn(c, o, 4, 4)).contiguous(memory_format=CL)
-        ref = F.conv_transpose2d(x, w, None, 2, 1)
-        for name, y in [
-            ("phases", conv_transpose_phases(x, w)),
-            ("sub-pixel", conv_transpose_k4s2_subpixel(x, w)),
-        ]:
-            err = (y - ref).abs().max().item()
-            if err > 1e-4:
-                raise SystemExit(f"{name} differs from torch by {err} at {(n, c, o, h)}")
-        kp = phase_weight(w).contiguous(memory_format=CL)
-        with torch.backends.mkldnn.flags(enabled=False):
-            aten = ms(lambda: F.conv_transpose2d(x, w, None, 2, 1), args.reps)
-        times = [
-            ms(lambda: F.conv_transpose2d(x, w, None, 2, 1), args.reps),
-            aten,
-            ms(lambda: conv_transpose_phases(x, w), args.reps),
-            ms(lambda: F.conv2d(x, kp, None, 1, 1), args.reps),
-            ms(lambda: conv_transpose_k4s2_subpixel(x, w).contiguous(), args.reps),
-            ms(lambda: F.conv2d(ref, w, None, 2, 1), args.reps),
-        ]
-        cells = " | ".join(f"{t:.1f}" for t in times)
+        cells = " | ".join(f"{t:.1f}" for t in time_shape(n, c, o, h, args.reps))
         print(f"| {n} x {c} -> {o}, {h} | {cells} |", flush=True)
     return 0
 
