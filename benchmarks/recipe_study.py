@@ -1,106 +1,111 @@
-"""The recipe study of docs/RESULTS.md: validation curves of candidate runs against the shipped
-run's, by sequences seen and by training hours.
+"""The recipe study of docs/RESULTS.md: validation curves of the candidate runs against the
+shipped run's, by sequences seen and by training hours, kept across sittings.
 
-Each candidate's snapshots are scored with the validation command of docs/RESULTS.md
-(``svg-pyro evaluate --checkpoint SNAPSHOT --testset val.npz --sequences 64 --n-samples 20
---iwae 1 --seed 0 --device cpu --json VAL/NAME_stepN.json``); this script reads those JSON files,
-takes each run's batch size from its ``config.json`` and its training seconds at each step from
-its ``metrics.jsonl``, and prints a Markdown table and draws the curves::
+Run folders do not outlive a sitting, so every scored point lives in a committed table,
+``docs/data/recipe_curves.csv`` (one row per run and step: sequences seen, training hours of the
+whole chain of runs, validation ELBO, best-of-20 SSIM and PSNR). A point is the validation
+command of docs/RESULTS.md on a snapshot::
 
-    python benchmarks/recipe_study.py --val runs/recipe/val \\
-        --run nf16=runs/recipe/nf16 --run nf32=runs/recipe/nf32 \\
-        --out docs/figures/recipe_study_wide.png
+    svg-pyro evaluate --checkpoint SNAPSHOT --testset runs/eval/val.npz --sequences 64 \\
+        --n-samples 20 --iwae 1 --seed 0 --device cpu --json runs/recipe/val/NAME_stepN.json
 
-The shipped ``smmnist-lp`` run's curve (nf 8, batch 32) is the table measured with the same
-command in the issue-15 sittings and printed in docs/RESULTS.md ("The training curve"); its run
-folder no longer exists, so the points are read from there.
+``add`` appends it (``--step``: steps behind the weights, chains of ``--init-from`` included;
+``--hours``: training hours behind them, likewise), and the blank and copy-last scores of the
+set the first time; ``plot`` prints the Markdown table and draws the curves::
+
+    python benchmarks/recipe_study.py add --run lp-nf16 \\
+        --json runs/recipe/val/nf16_step20000.json \\
+        --step 20000 --batch 16 --hours 5.1 --note "2026-12-03 AMD EPYC"
+    python benchmarks/recipe_study.py plot --out docs/figures/recipe_study_wide.png
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 
-from svg_pyro.viz import figure, read_metrics, save_figure
-
-# docs/RESULTS.md, "The training curve": (step, hours, ELBO nats/frame, SSIM best of 20, PSNR)
-SHIPPED_BATCH = 32
-SHIPPED_CURVE = [
-    (350, 0.32, -2457.0, 0.126, 13.48),
-    (600, 0.53, -2452.4, 0.222, 13.58),
-    (1100, 0.78, -2446.6, 0.411, 13.75),
-    (1400, 1.01, -2444.1, 0.415, 13.90),
-    (1900, 1.31, -2442.4, 0.438, 13.68),
-    (2700, 1.57, -2437.4, 0.528, 13.72),
-    (4500, 2.28, -2429.5, 0.528, 13.67),
-    (5900, 2.70, -2425.9, 0.546, 13.78),
-    (7200, 3.10, -2421.8, 0.546, 13.81),
-    (8484, 3.48, -2419.0, 0.579, 13.69),
-]
+CURVES = Path(__file__).resolve().parent.parent / "docs" / "data" / "recipe_curves.csv"
+FIELDS = ["run", "step", "sequences", "hours", "val_elbo", "val_ssim_best20", "val_psnr_best20",
+          "note"]  # fmt: skip
+REFERENCES = ("blank", "copy-last")  # rows without a step: the set's baselines
 
 
-def load_candidate(val_dir: Path, name: str, run: Path) -> list[dict]:
-    """Rows ``{step, sequences, hours, elbo, ssim, psnr}`` of one candidate's scored snapshots."""
-    batch = json.loads((run / "config.json").read_text())["train"]["batch_size"]
-    train = read_metrics(run)["train"]
-    rows = []
-    for path in val_dir.glob(f"{name}_step*.json"):
-        step = int(re.search(r"_step(\d+)\.json$", path.name).group(1))
-        m = json.loads(path.read_text())["methods"]
-        lp = next(v for k, v in m.items() if k not in ("copy-last", "blank"))
-        # training seconds at this step: the last logged row at or before it
-        before = train["step"] <= step
-        seconds = float(train["seconds"][before][-1]) if before.any() else float("nan")
-        rows.append(
-            dict(step=step, sequences=step * batch, hours=seconds / 3600,
-                 elbo=lp["iwae"]["elbo_nats_per_frame"]["mean"], ssim=lp["ssim"]["avg"]["best"],
-                 psnr=lp["psnr"]["avg"]["best"])
-        )  # fmt: skip
-    return sorted(rows, key=lambda r: r["step"])
+def read_curves(path: Path = CURVES) -> dict[str, list[dict]]:
+    """The table's rows by run, in file order (references have ``step`` None)."""
+    runs: dict[str, list[dict]] = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            r = dict(row)
+            for key in ("step", "sequences"):
+                r[key] = int(r[key]) if r[key] else None
+            for key in ("hours", "val_elbo", "val_ssim_best20", "val_psnr_best20"):
+                r[key] = float(r[key]) if r[key] else float("nan")
+            runs.setdefault(r["run"], []).append(r)
+    return runs
 
 
-def shipped_rows() -> list[dict]:
-    """The shipped run's curve as rows of the same kind."""
-    return [
-        dict(step=s, sequences=s * SHIPPED_BATCH, hours=h, elbo=e, ssim=q, psnr=p)
-        for s, h, e, q, p in SHIPPED_CURVE
-    ]
+def point(scores: dict, method: str | None = None) -> dict:
+    """ELBO, best-of-20 SSIM and PSNR of one method of an ``svg-pyro evaluate --json`` file
+    (default: the model, the method that is not a baseline)."""
+    methods = scores["methods"]
+    name = method or next(k for k in methods if k not in REFERENCES)
+    m = methods[name]
+    elbo = m.get("iwae", {}).get("elbo_nats_per_frame", {}).get("mean", float("nan"))
+    return dict(val_elbo=elbo, val_ssim_best20=m["ssim"]["avg"]["best"],
+                val_psnr_best20=m["psnr"]["avg"]["best"])  # fmt: skip
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--val", type=Path, required=True, help="folder of NAME_stepN.json files")
-    ap.add_argument("--run", action="append", default=[], metavar="NAME=DIR", required=True)
-    ap.add_argument("--out", type=Path, required=True, help="PNG of the curves")
-    args = ap.parse_args()
-    curves = {"shipped (nf 8, batch 32)": shipped_rows()}
-    first = json.loads(next(args.val.glob("*_step*.json")).read_text())["methods"]
-    refs = {k: first[k]["ssim"]["avg"]["best"] for k in ("blank", "copy-last") if k in first}
-    for spec in args.run:
-        name, run = spec.split("=", 1)
-        curves[name] = load_candidate(args.val, name, Path(run))
+def add(args: argparse.Namespace) -> None:
+    scores = json.loads(Path(args.json).read_text())
+    runs = read_curves(args.curves)
+    new = []
+    for ref in REFERENCES:
+        if ref not in runs and ref in scores["methods"]:
+            new.append(dict(run=ref, note="the validation set's baseline", **point(scores, ref)))
+    sequences = args.sequences if args.sequences is not None else args.step * args.batch
+    new.append(dict(run=args.run, step=args.step, sequences=sequences, hours=args.hours,
+                    note=args.note, **point(scores)))  # fmt: skip
+    with open(args.curves, "a", newline="") as f:
+        writer = csv.DictWriter(f, FIELDS)
+        for row in new:
+            writer.writerow({k: (round(v, 4) if isinstance(v, float) else v)
+                             for k, v in row.items()})  # fmt: skip
+    for row in new:
+        print(row)
+
+
+def plot(args: argparse.Namespace) -> None:
+    from svg_pyro.viz import figure, save_figure
+
+    runs = read_curves(args.curves)
+    refs = {k: runs[k][0]["val_ssim_best20"] for k in REFERENCES if k in runs}
+    curves = {k: sorted(v, key=lambda r: r["step"]) for k, v in runs.items() if k not in refs}
+    if args.runs:
+        curves = {k: curves[k] for k in args.runs.split(",")}
     print("| run | step | sequences | hours | val ELBO (nats/frame) | SSIM best of 20 | PSNR |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, rows in curves.items():
         for r in rows:
             print(f"| {name} | {r['step']} | {r['sequences']:,} | {r['hours']:.2f} | "
-                  f"{r['elbo']:.1f} | {r['ssim']:.3f} | {r['psnr']:.2f} |")  # fmt: skip
+                  f"{r['val_elbo']:.1f} | {r['val_ssim_best20']:.3f} | "
+                  f"{r['val_psnr_best20']:.2f} |")  # fmt: skip
     fig = figure(figsize=(13, 7))
     axes = fig.subplots(2, 2)
     for col, (xkey, xlabel) in enumerate((("sequences", "sequences seen (thousands)"),
-                                          ("hours", "training hours (wall clock)"))):  # fmt: skip
-        for row, (ykey, ylabel) in enumerate((("ssim", "val SSIM, best of 20"),
-                                              ("elbo", "val ELBO (nats/frame)"))):  # fmt: skip
+                                          ("hours", "training hours"))):  # fmt: skip
+        for row, (ykey, ylabel) in enumerate((("val_ssim_best20", "val SSIM, best of 20"),
+                                              ("val_elbo", "val ELBO (nats/frame)"))):  # fmt: skip
             ax = axes[row, col]
             for i, (name, rows) in enumerate(curves.items()):
                 x = np.array([r[xkey] for r in rows], dtype=float)
                 x = x / 1000 if xkey == "sequences" else x
-                ax.plot(x, [r[ykey] for r in rows], marker="o", ms=3, color=f"C{i}", label=name)
-            if ykey == "ssim":
+                y = [r[ykey] for r in rows]
+                ax.plot(x, y, marker="o", ms=3, color=f"C{i}", label=name)
+            if ykey == "val_ssim_best20":
                 for (ref, value), ls in zip(refs.items(), ("--", ":")):
                     ax.axhline(value, color="gray", ls=ls, label=f"{ref} ({value:.3f})")
             ax.set_xlabel(xlabel)
@@ -109,6 +114,27 @@ def main() -> None:
     axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     print(save_figure(fig, args.out))
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--curves", type=Path, default=CURVES, help="the table (default: %(default)s)")
+    sub = ap.add_subparsers(dest="command", required=True)
+    a = sub.add_parser("add", help="append one scored snapshot")
+    a.add_argument("--run", required=True, help="the curve's name, e.g. lp-nf16")
+    a.add_argument("--json", required=True, help="svg-pyro evaluate --json output")
+    a.add_argument("--step", type=int, required=True, help="steps behind the weights, all runs")
+    a.add_argument("--batch", type=int, default=16)
+    a.add_argument("--sequences", type=int, default=None, help="default: step x batch")
+    a.add_argument("--hours", type=float, required=True, help="training hours behind them")
+    a.add_argument("--note", default="", help="date, machine, anything that qualifies the hours")
+    a.set_defaults(func=add)
+    p = sub.add_parser("plot", help="print the table and draw the curves")
+    p.add_argument("--out", type=Path, required=True, help="PNG of the curves")
+    p.add_argument("--runs", default="", help="comma-separated runs to draw (default: all)")
+    p.set_defaults(func=plot)
+    args = ap.parse_args(argv)
+    args.func(args)
 
 
 if __name__ == "__main__":
