@@ -342,3 +342,37 @@ def test_bench_count_only_and_shared_skips_count_less_work(capsys):
     assert plain["step_ms"] is None and plain["seq_per_s"] is None and "mfu" not in plain
     assert plain["activations_mb"] > 0 and plain["train_state_mb"] > plain["activations_mb"]
     assert shared["shared_skips"] and 0 < shared["flops_per_step"] < plain["flops_per_step"]
+
+
+def test_recipe_study_adds_a_scored_snapshot_and_plots_the_table(tmp_path, capsys):
+    study = _load("recipe_study")
+    curves = tmp_path / "curves.csv"
+    curves.write_text(",".join(study.FIELDS) + "\nlp-nf16,100,1600,0.5,-2450.0,0.4,13.5,first\n")
+    scores = {
+        "methods": {
+            "svg-lp": {"iwae": {"elbo_nats_per_frame": {"mean": -2440.0}},
+                       "ssim": {"avg": {"best": 0.5}}, "psnr": {"avg": {"best": 13.7}}},
+            "blank": {"ssim": {"avg": {"best": 0.68}}, "psnr": {"avg": {"best": 13.0}}},
+            "copy-last": {"ssim": {"avg": {"best": 0.54}}, "psnr": {"avg": {"best": 11.4}}},
+        }
+    }  # fmt: skip
+    path = tmp_path / "val.json"
+    path.write_text(json.dumps(scores))
+    add = ["--curves", str(curves), "add", "--run", "lp-nf16", "--json", str(path), "--hours", "1"]
+    study.main([*add, "--step", "300", "--batch", "16"])
+    study.main([*add, "--step", "400", "--batch", "16"])  # the baselines only once
+    runs = study.read_curves(curves)
+    assert [r["run"] for r in sum(runs.values(), [])].count("blank") == 1
+    assert runs["blank"][0]["step"] is None and runs["blank"][0]["val_ssim_best20"] == 0.68
+    new = runs["lp-nf16"][1]
+    assert (new["step"], new["sequences"], new["val_elbo"], new["val_ssim_best20"]) == (
+        300,
+        4800,
+        -2440.0,
+        0.5,
+    )
+    capsys.readouterr()
+    study.main(["--curves", str(curves), "plot", "--out", str(tmp_path / "c.png")])
+    table = capsys.readouterr().out
+    assert "| lp-nf16 | 300 | 4,800 | 1.00 | -2440.0 | 0.500 | 13.70 |" in table
+    assert (tmp_path / "c.png").stat().st_size > 0 and "| blank |" not in table
