@@ -75,7 +75,13 @@ def test_same_values_and_gradients_as_the_plain_decoder(name, index, channels_la
     assert out.shape == ref.shape
     assert torch.allclose(out.double(), ref, atol=1e-5)
     scale = torch.cat([r.flatten() for r in ref_grads]).norm()
-    tol = 3e-5 if channels_last else 1e-5
+    # fp32 rounding differs by CPU (oneDNN picks other kernels on AMD and Intel): allow twice the
+    # plain fp32 decoder's own distance from float64, where that is more than the fixed bound
+    plain = _reference(dec, g, skips, index)
+    plain_grads = torch.autograd.grad(plain.square().sum(), inputs)
+    rounding = max((a - p.double()).norm() / scale for a, p in zip(ref_grads, plain_grads))
+    tol = max(3e-5 if channels_last else 1e-5, 2 * float(rounding))
+    assert tol < 1e-4  # the reference itself stays close to float64
     for a, b in zip(ref_grads, grads):
         assert (a - b.double()).norm() <= tol * scale
 
