@@ -1,5 +1,6 @@
 """``svg-pyro analyze``: the command line of the analyses (``analyze collisions``, the collision
-study of :mod:`svg_pyro.analysis.collisions`). Exposes ``add_parser(subparsers)`` and
+study of :mod:`svg_pyro.analysis.collisions`; ``analyze identity``, whether forecast digits keep
+their identity, :mod:`svg_pyro.analysis.identity`). Exposes ``add_parser(subparsers)`` and
 ``run(args)``, as every command module does."""
 
 from __future__ import annotations
@@ -10,14 +11,32 @@ from typing import Any
 
 from svg_pyro import options, signals
 from svg_pyro.analysis.collisions import plot_collisions, run_collisions
+from svg_pyro.analysis.identity import run_identity
 from svg_pyro.checkpoint import atomic_write_json
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    """``svg-pyro analyze ANALYSIS`` (the one analysis: ``collisions``)."""
-    return {"collisions": run_collisions_command}[args.analyze_command](args)
+    """``svg-pyro analyze ANALYSIS`` (``collisions`` or ``identity``)."""
+    commands = {"collisions": run_collisions_command, "identity": run_identity_command}
+    return commands[args.analyze_command](args)
+
+
+def run_identity_command(args: argparse.Namespace) -> int:
+    report = options.call_with_args(run_identity, args)
+    out = atomic_write_json(report, args.json, indent=2)
+    c, m = report["calibration"], report["methods"]
+    kept = {k: v["identity_frames_mean"] for k, v in m.items()}
+    print(
+        f"threshold {c['threshold']:.3f} (impostors {c['impostor_rate']:.3f}, true digits "
+        f"{c['genuine_rate']:.3f}); frames with the digits kept, of {report['n_future']}: "
+        f"model {kept['model']:.2f} (best of {report['n_samples']}: "
+        f"{m['model']['identity_frames_best']:.2f}), truth {kept['truth']:.2f}, "
+        f"copy-last {kept['copy-last']:.2f} -> {out}",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def run_collisions_command(args: argparse.Namespace) -> int:
@@ -95,4 +114,24 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     options.add_device(q)
     q.add_argument("--mnist-root", default=None, help="folder with MNIST/raw IDX files")
     options.add_no_progress(q)
+    r = kinds.add_parser(
+        "identity",
+        help="do forecast digits keep their identity? (frames until a digit is lost)",
+        description="Sample forecasts of an SM-MNIST test set and count, per forecast, the "
+        "predicted frames from the first on in which each digit's own image is found again "
+        "(best-window correlation above a threshold calibrated on the true frames).",
+    )
+    options.add_checkpoint(r, "checkpoint.pt or a shipped model's name")
+    r.add_argument("--testset", required=True, help="an svg-pyro data smmnist-testset .npz")
+    r.add_argument("--sequences", type=int, default=None, help="the first N (default: all)")
+    r.add_argument("--n-past", type=int, default=5, help="context frames (default 5)")
+    r.add_argument("--n-samples", type=int, default=20, help="forecasts per sequence (20)")
+    r.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    r.add_argument(
+        "--false-match", type=float, default=0.05, help="impostor pass rate (default 0.05)"
+    )
+    r.add_argument("--batch-size", type=int, default=16)
+    r.add_argument("--json", required=True, help="where to write the report")
+    options.add_device(r)
+    r.add_argument("--mnist-root", default=None, help="for a set drawn from full MNIST")
     return p

@@ -91,16 +91,28 @@ class StochasticMovingMNIST(Dataset):
             sx += dx
         return positions, bounces, velocities
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def _draw(self, index: int) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+        """Item ``index``'s digit images (``num_digits`` of ``[32, 32]``), ``positions`` and
+        ``bounces``: every random draw of the item, in the order ``__getitem__`` makes them."""
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} sequences")
         rng = np.random.default_rng([self.seed, index])
-        frames = np.zeros((self.seq_len, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+        digits = []
         positions = np.zeros((self.seq_len, self.num_digits, 2), dtype=np.int64)
         bounces = np.zeros((self.seq_len, self.num_digits), dtype=bool)
         for n in range(self.num_digits):
-            digit = self.digits[int(rng.integers(len(self.digits)))]
+            digits.append(self.digits[int(rng.integers(len(self.digits)))])
             positions[:, n], bounces[:, n], _ = self.trajectory(rng)
+        return digits, positions, bounces
+
+    def glyphs(self, index: int) -> np.ndarray:
+        """The digit images of item ``index``: float32 ``[num_digits, 32, 32]`` in [0, 1]."""
+        return np.stack(self._draw(index)[0]).astype(np.float32)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        digits, positions, bounces = self._draw(index)
+        frames = np.zeros((self.seq_len, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+        for n, digit in enumerate(digits):
             for t, (y, x) in enumerate(positions[:, n]):
                 frames[t, y : y + DIGIT_SIZE, x : x + DIGIT_SIZE] += digit
         np.minimum(frames, 1.0, out=frames)

@@ -1,0 +1,208 @@
+"""Do the digits stay digits? Each digit's own image found again in forecast frames.
+
+A Stochastic Moving MNIST test sequence is drawn from known digit images (replayed from the test
+set's seed by :func:`digit_images`). A digit is *recognisable* in a frame when its image
+correlates with some 32x32 window of the frame at least ``threshold`` (Pearson correlation of
+the pixels, the best window: a forecast may put the digit elsewhere than the truth does). A
+blurred blob, a digit morphed into another or a missing digit correlates poorly with the image.
+
+The threshold is calibrated on the true future frames (:func:`calibrate`): the correlation of
+each digit's own image (genuine) against that of a digit image of another sequence (impostor),
+set so that impostors pass ``false_match`` of the time (5%). :func:`identity_frames` counts, per
+forecast, the predicted frames from the first on in which every digit is recognisable.
+
+Frames are ``[..., 64, 64]`` or ``[..., 1, 64, 64]``, values in [0, 1]; digit images
+``[D, 32, 32]``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from svg_pyro.checkpoint import load_model
+from svg_pyro.data.moving_mnist import DIGIT_SIZE, StochasticMovingMNIST
+from svg_pyro.data.testsets import load_testset
+from svg_pyro.device import resolve_device
+
+EPS = 1e-6  # a window with less pixel variance than this (blank) matches nothing
+
+
+def best_match(frames: torch.Tensor, glyphs: torch.Tensor) -> torch.Tensor:
+    """The best correlation of each digit image with a window of each frame.
+
+    ``frames [N, T, (1,) H, W]`` (sequence ``n``'s frames), ``glyphs [N, D, 32, 32]`` (its digit
+    images) -> ``[N, T, D]`` in [-1, 1]: the Pearson correlation of the digit image with the
+    frame's 32x32 window where it is largest (0 where the window is blank).
+    """
+    if frames.dim() == 5:
+        frames = frames.squeeze(2)
+    n, t, h, w = frames.shape
+    d = glyphs.shape[1]
+    k = DIGIT_SIZE * DIGIT_SIZE
+    x = frames.float().transpose(0, 1)  # [T, N, H, W]: sequences as channels, one group each
+    g = glyphs.float().reshape(n * d, 1, DIGIT_SIZE, DIGIT_SIZE)
+    g = g - g.mean((2, 3), keepdim=True)
+    g_norm = g.flatten(1).norm(dim=1).clamp_min(EPS)  # [N*D]
+    num = F.conv2d(x, g, groups=n)  # [T, N*D, h', w']: sum over the window of x (g - mean g)
+    s1 = F.avg_pool2d(x, DIGIT_SIZE, stride=1) * k
+    s2 = F.avg_pool2d(x * x, DIGIT_SIZE, stride=1) * k
+    var = (s2 - s1 * s1 / k).clamp_min(0.0)  # [T, N, h', w']: the window's sum of squares
+    x_norm = var.repeat_interleave(d, dim=1).sqrt()
+    r = torch.where(x_norm > EPS, num / (x_norm * g_norm[None, :, None, None]).clamp_min(EPS), 0)
+    best = r.flatten(2).amax(2)  # [T, N*D]
+    return best.reshape(t, n, d).transpose(0, 1).float()
+
+
+def identity_frames(match: torch.Tensor, threshold: float) -> torch.Tensor:
+    """``match [..., T, D]`` (from :func:`best_match` on forecast frames) -> ``[...]`` long:
+    the number of frames from the first on in which every digit matches at least ``threshold``."""
+    ok = (match >= threshold).all(-1).long()  # [..., T]
+    return ok.cumprod(-1).sum(-1)
+
+
+def calibrate(
+    frames: torch.Tensor, glyphs: torch.Tensor, false_match: float = 0.05
+) -> dict[str, float]:
+    """The threshold at which another sequence's digit image matches the true ``frames`` (``[N,
+    T, (1,) H, W]``, the future frames) in ``false_match`` of the cases.
+
+    Impostors: sequence ``n`` scored with the digit images of sequence ``n + 1`` (mod N).
+    Returns ``threshold``, ``genuine_rate`` (the share of true digits in true frames that pass
+    it) and ``impostor_rate`` (the share of impostors that pass it, about ``false_match``).
+    """
+    if frames.shape[0] < 2:
+        raise ValueError("calibration needs at least 2 sequences (impostors come from the next)")
+    genuine = best_match(frames, glyphs)
+    impostor = best_match(frames, glyphs.roll(-1, dims=0))
+    threshold = float(torch.quantile(impostor.flatten().double(), 1.0 - false_match))
+    return {
+        "threshold": threshold,
+        "genuine_rate": float((genuine >= threshold).float().mean()),
+        "impostor_rate": float((impostor >= threshold).float().mean()),
+    }
+
+
+def digit_images(path: str | Path, mnist_root: str | None = None) -> torch.Tensor:
+    """The digit images of every sequence of a stored SM-MNIST test set (``svg-pyro data
+    smmnist-testset``), replayed from its seed: ``[N, D, 32, 32]`` in [0, 1].
+
+    ``mnist_root`` must be given for a set drawn from the full MNIST files (its ``meta`` says
+    ``"digits": "mnist"``). The images are checked against the stored first frame.
+    """
+    data = load_testset(path)
+    if "meta" not in data:
+        raise ValueError(f"{path} has no 'meta' (not an SM-MNIST test set of this package)")
+    meta = json.loads(str(data["meta"]))
+    if meta.get("dataset") != "smmnist":
+        raise ValueError(f"{path} is a {meta.get('dataset')!r} test set, not SM-MNIST")
+    if meta.get("digits") == "mnist" and mnist_root is None:
+        raise ValueError(f"{path} was drawn from the full MNIST files: pass mnist_root")
+    frames = data["frames"]
+    n, t = frames.shape[:2]
+    ds = StochasticMovingMNIST(
+        num_digits=int(meta["num_digits"]),
+        seq_len=t,
+        deterministic=bool(meta.get("deterministic", False)),
+        split="test",
+        seed=int(meta["seed"]),
+        length=n,
+        mnist_root=mnist_root if meta.get("digits") == "mnist" else None,
+    )
+    glyphs = torch.from_numpy(np.stack([ds.glyphs(i) for i in range(n)]))
+    first = ds[0]["frames"][0, 0].numpy()
+    if np.abs(first - frames[0, 0, 0] / 255.0).max() > 1.0 / 255:
+        raise ValueError(f"{path}'s first frame is not the one its seed draws: other digits?")
+    return glyphs
+
+
+@torch.no_grad()
+def forecast_matches(
+    svg,
+    frames: torch.Tensor,
+    glyphs: torch.Tensor,
+    n_past: int = 5,
+    n_samples: int = 20,
+    batch_size: int = 16,
+    seed: int = 0,
+) -> torch.Tensor:
+    """:func:`best_match` of a model's sampled forecasts: ``frames [N, T, 1, 64, 64]`` in [0, 1]
+    (the first ``n_past`` are the context, the rest are forecast), ``glyphs [N, D, 32, 32]`` ->
+    ``[n_samples, N, T - n_past, D]``. :func:`identity_frames` of it counts each sample's
+    frames in which the digits keep their identity."""
+    svg.eval()
+    device = next(svg.parameters()).device
+    n_future = frames.shape[1] - n_past
+    torch.manual_seed(seed)
+    out = []
+    for i in range(0, frames.shape[0], batch_size):
+        x = frames[i : i + batch_size].to(device)
+        samples = svg.generate(x[:, :n_past], n_future, n_samples).float().cpu()  # [K, B, F, ...]
+        k, b = samples.shape[:2]
+        g = glyphs[i : i + batch_size].repeat(k, 1, 1, 1)
+        out.append(best_match(samples.flatten(0, 1), g).reshape(k, b, n_future, -1))
+    return torch.cat(out, 1)
+
+
+def summarize(match: torch.Tensor, threshold: float) -> dict[str, Any]:
+    """``match [K, N, F, D]`` -> the identity frames' mean over samples and sequences, the mean
+    over sequences of the best sample's, and per predicted frame the share of forecasts in which
+    every digit is recognisable."""
+    ids = identity_frames(match, threshold).float()  # [K, N]
+    rate = (match >= threshold).all(-1).float().mean((0, 1))  # [F]
+    return {
+        "identity_frames_mean": float(ids.mean()),
+        "identity_frames_best": float(ids.amax(0).mean()),
+        "recognisable_by_frame": [round(v, 4) for v in rate.tolist()],
+    }
+
+
+def run_identity(
+    checkpoint: str | Path,
+    testset: str | Path,
+    sequences: int | None = None,
+    n_past: int = 5,
+    n_samples: int = 20,
+    seed: int = 0,
+    false_match: float = 0.05,
+    batch_size: int = 16,
+    device: str = "auto",
+    mnist_root: str | None = None,
+) -> dict[str, Any]:
+    """The ``analyze identity`` report of a model on an SM-MNIST test set: the calibration on the
+    set's true future frames, and :func:`summarize` of the model's ``n_samples`` forecasts, of
+    the true future and of copy-last (its last context frame repeated)."""
+    glyphs = digit_images(testset, mnist_root)
+    frames = torch.from_numpy(load_testset(testset)["frames"]).float() / 255.0
+    if sequences is not None:
+        if sequences < 2:
+            raise ValueError(f"--sequences must be >= 2, got {sequences}")
+        frames, glyphs = frames[:sequences], glyphs[:sequences]
+    if not 0 < n_past < frames.shape[1]:
+        raise ValueError(f"--n-past must be in 1..{frames.shape[1] - 1}, got {n_past}")
+    future = frames[:, n_past:]
+    calibration = calibrate(future, glyphs, false_match)
+    threshold = calibration["threshold"]
+    svg, _ = load_model(checkpoint, resolve_device(device))
+    model = forecast_matches(svg, frames, glyphs, n_past, n_samples, batch_size, seed)
+    last = frames[:, n_past - 1 : n_past].expand_as(future)
+    return {
+        "checkpoint": str(checkpoint),
+        "testset": str(testset),
+        "sequences": int(frames.shape[0]),
+        "n_past": n_past,
+        "n_future": int(future.shape[1]),
+        "n_samples": n_samples,
+        "seed": seed,
+        "calibration": {"false_match": false_match, **calibration},
+        "methods": {
+            "model": summarize(model, threshold),
+            "truth": summarize(best_match(future, glyphs)[None], threshold),
+            "copy-last": summarize(best_match(last, glyphs)[None], threshold),
+        },
+    }
