@@ -12,7 +12,7 @@ Commands (each lives in the module named beside it, which exposes ``add_parser(s
     evaluate              best/mean/worst-of-K SSIM and PSNR, IWAE             evaluate
     sample                GIFs and PNG grids of sampled futures                sample
     analyze collisions    does the prior's sigma rise at wall hits? (ROC AUC)  analysis.command
-    analyze identity      do forecast digits keep their identity?           analysis.command
+    analyze identity      do forecast digits keep their identity? (frames)     analysis.command
     bench                 time training steps or sampling; FLOPs and memory    bench
     export-weights        a checkpoint's weights as a shipped model            export_weights
 
