@@ -135,7 +135,8 @@ def _dtype_of(path):
 # -- the models that really ship ------------------------------------------------------------------
 SHIPPED = pretrained.available()
 # shipped models trained at other widths than the smmnist-cpu preset's
-WIDTHS = {"smmnist-lp-nf16": dict(nf=16, g_dim=128, z_dim=10, rnn_size=256)}
+NF16 = dict(nf=16, g_dim=128, z_dim=10, rnn_size=256)
+WIDTHS = {"smmnist-lp-nf16": NF16, "smmnist-det-nf16": NF16}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
