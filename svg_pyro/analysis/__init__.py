@@ -5,9 +5,11 @@
 * :mod:`svg_pyro.analysis.collisions`: the learned prior's sigma (:func:`prior_scale`,
   :func:`sigma_maps`) and the collision study (:func:`collision_analysis`, the paper's Figure 6
   as a ROC AUC).
-* :mod:`svg_pyro.analysis.command`: their command line, ``svg-pyro analyze collisions``.
+* :mod:`svg_pyro.analysis.identity`: do forecast digits keep their identity? (:func:`best_match`,
+  :func:`identity_frames`, :func:`calibrate`, :func:`run_identity`).
+* :mod:`svg_pyro.analysis.command`: their command line, ``svg-pyro analyze collisions|identity``.
 
-Every public name of the first two is re-exported here, so ``from svg_pyro.analysis import
+Every public name of the first three is re-exported here, so ``from svg_pyro.analysis import
 to_inference_data`` works as it always has.
 """
 
@@ -25,9 +27,25 @@ from svg_pyro.analysis.collisions import (
     sigma_maps,
     smmnist_collision_data,
 )
+from svg_pyro.analysis.identity import (
+    best_match,
+    calibrate,
+    digit_images,
+    forecast_matches,
+    identity_frames,
+    run_identity,
+    summarize,
+)
 
 __all__ = [
     "DEFAULT_LAGS",
+    "best_match",
+    "calibrate",
+    "digit_images",
+    "forecast_matches",
+    "identity_frames",
+    "run_identity",
+    "summarize",
     "collision_analysis",
     "collision_labels",
     "collision_scores",
