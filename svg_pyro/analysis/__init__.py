@@ -34,7 +34,7 @@ from svg_pyro.analysis.identity import (
     forecast_matches,
     identity_frames,
     run_identity,
-    summarize,
+    summarize_identity,
 )
 
 __all__ = [
@@ -45,7 +45,7 @@ __all__ = [
     "forecast_matches",
     "identity_frames",
     "run_identity",
-    "summarize",
+    "summarize_identity",
     "collision_analysis",
     "collision_labels",
     "collision_scores",

@@ -56,7 +56,7 @@ def best_match(frames: torch.Tensor, glyphs: torch.Tensor) -> torch.Tensor:
     x_norm = var.repeat_interleave(d, dim=1).sqrt()
     r = torch.where(x_norm > EPS, num / (x_norm * g_norm[None, :, None, None]).clamp_min(EPS), 0)
     best = r.flatten(2).amax(2)  # [T, N*D]
-    return best.reshape(t, n, d).transpose(0, 1).float()
+    return best.reshape(t, n, d).transpose(0, 1)
 
 
 def identity_frames(match: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -95,7 +95,13 @@ def digit_images(path: str | Path, mnist_root: str | None = None) -> torch.Tenso
     ``mnist_root`` must be given for a set drawn from the full MNIST files (its ``meta`` says
     ``"digits": "mnist"``). The images are checked against the stored first frame.
     """
-    data = load_testset(path)
+    return _replayed_images(load_testset(path), path, mnist_root)
+
+
+def _replayed_images(
+    data: dict[str, np.ndarray], path: str | Path, mnist_root: str | None
+) -> torch.Tensor:
+    """:func:`digit_images` of the test set ``data`` already read from ``path``."""
     if "meta" not in data:
         raise ValueError(f"{path} has no 'meta' (not an SM-MNIST test set of this package)")
     meta = json.loads(str(data["meta"]))
@@ -149,7 +155,7 @@ def forecast_matches(
     return torch.cat(out, 1)
 
 
-def summarize(match: torch.Tensor, threshold: float) -> dict[str, Any]:
+def summarize_identity(match: torch.Tensor, threshold: float) -> dict[str, Any]:
     """``match [K, N, F, D]`` -> the identity frames' mean over samples and sequences, the mean
     over sequences of the best sample's, and per predicted frame the share of forecasts in which
     every digit is recognisable."""
@@ -175,10 +181,11 @@ def run_identity(
     mnist_root: str | None = None,
 ) -> dict[str, Any]:
     """The ``analyze identity`` report of a model on an SM-MNIST test set: the calibration on the
-    set's true future frames, and :func:`summarize` of the model's ``n_samples`` forecasts, of
-    the true future and of copy-last (its last context frame repeated)."""
-    glyphs = digit_images(testset, mnist_root)
-    frames = torch.from_numpy(load_testset(testset)["frames"]).float() / 255.0
+    set's true future frames, and :func:`summarize_identity` of the model's ``n_samples``
+    forecasts, of the true future and of copy-last (its last context frame repeated)."""
+    data = load_testset(testset)
+    glyphs = _replayed_images(data, testset, mnist_root)
+    frames = torch.from_numpy(data["frames"]).float() / 255.0
     if sequences is not None:
         if sequences < 2:
             raise ValueError(f"--sequences must be >= 2, got {sequences}")
@@ -201,8 +208,8 @@ def run_identity(
         "seed": seed,
         "calibration": {"false_match": false_match, **calibration},
         "methods": {
-            "model": summarize(model, threshold),
-            "truth": summarize(best_match(future, glyphs)[None], threshold),
-            "copy-last": summarize(best_match(last, glyphs)[None], threshold),
+            "model": summarize_identity(model, threshold),
+            "truth": summarize_identity(best_match(future, glyphs)[None], threshold),
+            "copy-last": summarize_identity(best_match(last, glyphs)[None], threshold),
         },
     }
