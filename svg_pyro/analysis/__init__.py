@@ -6,7 +6,8 @@
   :func:`sigma_maps`) and the collision study (:func:`collision_analysis`, the paper's Figure 6
   as a ROC AUC).
 * :mod:`svg_pyro.analysis.identity`: do forecast digits keep their identity? (:func:`best_match`,
-  :func:`identity_frames`, :func:`calibrate`, :func:`run_identity`).
+  :func:`identity_frames`, :func:`calibrate`, :func:`ink`, :func:`teacher_forced_matches`,
+  :func:`run_identity`).
 * :mod:`svg_pyro.analysis.command`: their command line, ``svg-pyro analyze collisions|identity``.
 
 Every public name of the first three is re-exported here, so ``from svg_pyro.analysis import
@@ -33,8 +34,10 @@ from svg_pyro.analysis.identity import (
     digit_images,
     forecast_matches,
     identity_frames,
+    ink,
     run_identity,
     summarize_identity,
+    teacher_forced_matches,
 )
 
 __all__ = [
@@ -44,8 +47,10 @@ __all__ = [
     "digit_images",
     "forecast_matches",
     "identity_frames",
+    "ink",
     "run_identity",
     "summarize_identity",
+    "teacher_forced_matches",
     "collision_analysis",
     "collision_labels",
     "collision_scores",

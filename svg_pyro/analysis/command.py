@@ -33,7 +33,10 @@ def run_identity_command(args: argparse.Namespace) -> int:
         f"{c['genuine_rate']:.3f}); frames with the digits kept, of {report['n_future']}: "
         f"model {kept['model']:.2f} (best of {report['n_samples']}: "
         f"{m['model']['identity_frames_best']:.2f}), truth {kept['truth']:.2f}, "
-        f"copy-last {kept['copy-last']:.2f} -> {out}",
+        f"copy-last {kept['copy-last']:.2f}"
+        + "".join(f", {k} {v:.2f}" for k, v in kept.items() if k.startswith("teacher-forced"))
+        + f"; ink of the last frame: model {m['model']['ink_by_frame'][-1]:.4f}, truth "
+        f"{m['truth']['ink_by_frame'][-1]:.4f} -> {out}",
         file=sys.stderr,
     )
     return 0
@@ -134,4 +137,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     r.add_argument("--json", required=True, help="where to write the report")
     options.add_device(r)
     r.add_argument("--mnist-root", default=None, help="for a set drawn from full MNIST")
+    r.add_argument(
+        "--teacher-forced",
+        action="store_true",
+        help="also score the teacher-forced means (true inputs; posterior and prior z): is a "
+        "digit lost in the rendering or in the rollout?",
+    )
     return p

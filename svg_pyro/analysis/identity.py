@@ -24,11 +24,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pyro import poutine
 
 from svg_pyro.checkpoint import load_model
 from svg_pyro.data.moving_mnist import DIGIT_SIZE, StochasticMovingMNIST
 from svg_pyro.data.testsets import load_testset
 from svg_pyro.device import resolve_device
+from svg_pyro.svg import sampling_mode
 
 EPS = 1e-6  # a window with less pixel variance than this (blank) matches nothing
 
@@ -136,36 +138,102 @@ def forecast_matches(
     n_samples: int = 20,
     batch_size: int = 16,
     seed: int = 0,
-) -> torch.Tensor:
+    return_ink: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """:func:`best_match` of a model's sampled forecasts: ``frames [N, T, 1, 64, 64]`` in [0, 1]
     (the first ``n_past`` are the context, the rest are forecast), ``glyphs [N, D, 32, 32]`` ->
     ``[n_samples, N, T - n_past, D]``. :func:`identity_frames` of it counts each sample's
-    frames in which the digits keep their identity."""
+    frames in which the digits keep their identity. With ``return_ink``, also each forecast
+    frame's :func:`ink` ``[n_samples, N, T - n_past]``."""
     svg.eval()
     device = next(svg.parameters()).device
     n_future = frames.shape[1] - n_past
     torch.manual_seed(seed)
-    out = []
+    out, inks = [], []
     for i in range(0, frames.shape[0], batch_size):
         x = frames[i : i + batch_size].to(device)
         samples = svg.generate(x[:, :n_past], n_future, n_samples).float().cpu()  # [K, B, F, ...]
         k, b = samples.shape[:2]
         g = glyphs[i : i + batch_size].repeat(k, 1, 1, 1)
         out.append(best_match(samples.flatten(0, 1), g).reshape(k, b, n_future, -1))
-    return torch.cat(out, 1)
+        inks.append(ink(samples))
+    return (torch.cat(out, 1), torch.cat(inks, 1)) if return_ink else torch.cat(out, 1)
 
 
-def summarize_identity(match: torch.Tensor, threshold: float) -> dict[str, Any]:
+def ink(frames: torch.Tensor) -> torch.Tensor:
+    """The mean pixel value of each frame ``[..., 1, 64, 64]`` -> ``[...]``: how much of the
+    digits is drawn. A forecast whose ink falls below the truth's fades to black; the black
+    frame scores well on SSIM (most of an SM-MNIST frame is background), so fading can raise
+    SSIM while the digits are lost."""
+    return frames.mean((-3, -2, -1))
+
+
+@torch.no_grad()
+def teacher_forced_matches(
+    svg,
+    frames: torch.Tensor,
+    glyphs: torch.Tensor,
+    latents: str = "posterior",
+    n_samples: int = 20,
+    batch_size: int = 16,
+    seed: int = 0,
+    return_ink: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """:func:`best_match` of the model's teacher-forced means of the frames after its ``n_past``
+    (``svg.config.n_past``): every input is a true frame, as in training, so no error compounds.
+    ``latents="posterior"`` draws each ``z_t`` from the guide, which has seen frame t (the
+    model's reconstruction: what the decoder can render when told everything); ``"prior"`` draws
+    it from the prior (one step ahead of the true past). The deterministic model has no
+    latents: use ``"prior"`` (there is nothing to draw). ``frames [N, T, 1, 64, 64]``,
+    ``glyphs [N, D, 32, 32]`` -> ``[n_samples, N, T - n_past, D]``, like
+    :func:`forecast_matches`: set beside it, the two say whether a digit is lost in the
+    rendering (already in the reconstruction) or in the rollout. With ``return_ink``, also
+    each frame's :func:`ink` ``[n_samples, N, T - n_past]``."""
+    if latents not in ("posterior", "prior"):
+        raise ValueError(f"latents must be 'posterior' or 'prior', got {latents!r}")
+    if latents == "posterior" and svg.prior is None:
+        raise ValueError("the deterministic model (prior='none') has no posterior to draw from")
+    n_past = svg.config.n_past
+    if not 0 < n_past < frames.shape[1]:
+        raise ValueError(f"need more than n_past={n_past} frames, got {frames.shape[1]}")
+    device = next(svg.parameters()).device
+    out, inks = [], []
+    with torch.random.fork_rng(), sampling_mode(svg):
+        torch.manual_seed(seed)
+        for i in range(0, frames.shape[0], batch_size):
+            x = frames[i : i + batch_size].to(device)
+            draws = []
+            for _ in range(n_samples):
+                if latents == "posterior":
+                    guide_tr = poutine.trace(svg.guide).get_trace(x)
+                    means = poutine.replay(svg.model, trace=guide_tr)(x)
+                else:
+                    means = svg.model(x)
+                draws.append(means[:, n_past - 1 :].float().cpu())  # means of frames 1..T-1
+            k, b = len(draws), x.shape[0]
+            g = glyphs[i : i + batch_size].repeat(k, 1, 1, 1)
+            out.append(best_match(torch.cat(draws), g).reshape(k, b, frames.shape[1] - n_past, -1))
+            inks.append(ink(torch.stack(draws)))
+    return (torch.cat(out, 1), torch.cat(inks, 1)) if return_ink else torch.cat(out, 1)
+
+
+def summarize_identity(
+    match: torch.Tensor, threshold: float, inks: torch.Tensor | None = None
+) -> dict[str, Any]:
     """``match [K, N, F, D]`` -> the identity frames' mean over samples and sequences, the mean
     over sequences of the best sample's, and per predicted frame the share of forecasts in which
-    every digit is recognisable."""
+    every digit is recognisable; with the frames' :func:`ink` ``[K, N, F]``, also its mean per
+    predicted frame."""
     ids = identity_frames(match, threshold).float()  # [K, N]
     rate = (match >= threshold).all(-1).float().mean((0, 1))  # [F]
-    return {
+    out = {
         "identity_frames_mean": float(ids.mean()),
         "identity_frames_best": float(ids.amax(0).mean()),
         "recognisable_by_frame": [round(v, 4) for v in rate.tolist()],
     }
+    if inks is not None:
+        out["ink_by_frame"] = [round(v, 5) for v in inks.mean((0, 1)).tolist()]
+    return out
 
 
 def run_identity(
@@ -179,10 +247,13 @@ def run_identity(
     batch_size: int = 16,
     device: str = "auto",
     mnist_root: str | None = None,
+    teacher_forced: bool = False,
 ) -> dict[str, Any]:
     """The ``analyze identity`` report of a model on an SM-MNIST test set: the calibration on the
     set's true future frames, and :func:`summarize_identity` of the model's ``n_samples``
-    forecasts, of the true future and of copy-last (its last context frame repeated)."""
+    forecasts, of the true future and of copy-last (its last context frame repeated). With
+    ``teacher_forced``, also of :func:`teacher_forced_matches`: ``"teacher-forced posterior"``
+    and ``"teacher-forced prior"`` (``"teacher-forced"`` alone for the deterministic model)."""
     data = load_testset(testset)
     glyphs = _replayed_images(data, testset, mnist_root)
     frames = torch.from_numpy(data["frames"]).float() / 255.0
@@ -196,8 +267,25 @@ def run_identity(
     calibration = calibrate(future, glyphs, false_match)
     threshold = calibration["threshold"]
     svg, _ = load_model(checkpoint, resolve_device(device))
-    model = forecast_matches(svg, frames, glyphs, n_past, n_samples, batch_size, seed)
+    if teacher_forced and n_past != svg.config.n_past:
+        raise ValueError(
+            f"teacher-forced means follow the model's n_past={svg.config.n_past}: "
+            f"use --n-past {svg.config.n_past}"
+        )
+    model, model_ink = forecast_matches(
+        svg, frames, glyphs, n_past, n_samples, batch_size, seed, return_ink=True
+    )
     last = frames[:, n_past - 1 : n_past].expand_as(future)
+    extra = {}
+    if teacher_forced:
+        kinds = ["posterior", "prior"] if svg.prior is not None else ["prior"]
+        for kind in kinds:
+            name = f"teacher-forced {kind}" if svg.prior is not None else "teacher-forced"
+            k = n_samples if svg.prior is not None else 1
+            m, m_ink = teacher_forced_matches(
+                svg, frames, glyphs, kind, k, batch_size, seed, return_ink=True
+            )
+            extra[name] = summarize_identity(m, threshold, m_ink)
     return {
         "checkpoint": str(checkpoint),
         "testset": str(testset),
@@ -208,8 +296,13 @@ def run_identity(
         "seed": seed,
         "calibration": {"false_match": false_match, **calibration},
         "methods": {
-            "model": summarize_identity(model, threshold),
-            "truth": summarize_identity(best_match(future, glyphs)[None], threshold),
-            "copy-last": summarize_identity(best_match(last, glyphs)[None], threshold),
+            "model": summarize_identity(model, threshold, model_ink),
+            "truth": summarize_identity(
+                best_match(future, glyphs)[None], threshold, ink(future)[None]
+            ),
+            "copy-last": summarize_identity(
+                best_match(last, glyphs)[None], threshold, ink(last)[None]
+            ),
+            **extra,
         },
     }

@@ -11,6 +11,9 @@ from svg_pyro.analysis.identity import (
     digit_images,
     forecast_matches,
     identity_frames,
+    ink,
+    summarize_identity,
+    teacher_forced_matches,
 )
 from svg_pyro.data.testsets import load_testset, write_smmnist_testset
 from tests.conftest import tiny_config
@@ -105,8 +108,70 @@ def test_forecast_matches_score_every_sample_and_frame():
     m = forecast_matches(svg, frames, glyphs, n_past=2, n_samples=4, batch_size=2)
     assert m.shape == (4, 3, 4, 2)
     assert ((m >= -1) & (m <= 1)).all()
-    again = forecast_matches(svg, frames, glyphs, n_past=2, n_samples=4, batch_size=2)
+    again, inks = forecast_matches(svg, frames, glyphs, 2, 4, 2, return_ink=True)
     assert torch.equal(m, again)  # seeded
+    assert inks.shape == (4, 3, 4) and ((inks > 0) & (inks < 1)).all()
+
+
+def test_ink_is_the_mean_pixel_and_summaries_average_it_per_frame():
+    frames = torch.zeros(2, 3, 1, 64, 64)
+    frames[0, 1, 0, :32] = 1.0  # half the frame lit
+    frames[1, 1, 0, :16, :16] = 0.5  # 256 pixels at 0.5
+    got = ink(frames)
+    assert got.shape == (2, 3)
+    assert got[0, 1] == 0.5 and got[1, 1] == 128 / 4096 and got[:, 0].eq(0).all()
+    match = torch.ones(1, 2, 3, 2)
+    summary = summarize_identity(match, 0.5, got[None])
+    assert summary["ink_by_frame"] == [0.0, round((0.5 + 128 / 4096) / 2, 5), 0.0]
+    assert "ink_by_frame" not in summarize_identity(match, 0.5)
+
+
+def test_teacher_forced_matches_score_the_models_own_means():
+    """The posterior means are the model's replayed under the guide's draws, scored frame by
+    frame after n_past; the prior ones differ (other z); the deterministic model has no
+    posterior."""
+    from pyro import poutine
+
+    svg = SVG(tiny_config(n_past=2, n_future=3))
+    frames = torch.rand(3, 6, 1, 64, 64)
+    glyphs = _glyphs(6).reshape(3, 2, 32, 32)
+    post = teacher_forced_matches(svg, frames, glyphs, "posterior", n_samples=2, batch_size=2)
+    assert post.shape == (2, 3, 4, 2)
+    one = teacher_forced_matches(
+        svg, frames, glyphs, "posterior", n_samples=1, batch_size=3, seed=5
+    )
+    torch.manual_seed(5)
+    svg.eval()
+    with torch.no_grad():
+        means = poutine.replay(svg.model, trace=poutine.trace(svg.guide).get_trace(frames))(frames)
+    direct = best_match(means[:, 1:], glyphs)  # means of frames 2..5
+    assert torch.equal(one[0], direct)
+    prior = teacher_forced_matches(svg, frames, glyphs, "prior", n_samples=2, batch_size=2)
+    assert not torch.equal(post, prior)
+    assert torch.equal(post, teacher_forced_matches(svg, frames, glyphs, "posterior", 2, 2))
+    with pytest.raises(ValueError, match="posterior"):
+        teacher_forced_matches(SVG(tiny_config(prior="none")), frames, glyphs, "posterior")
+    with pytest.raises(ValueError, match="latents"):
+        teacher_forced_matches(svg, frames, glyphs, "guide")
+
+
+def test_teacher_forced_reconstruction_of_a_true_digit_is_recognised():
+    """A model whose decoder returns the true frame (an identity reconstruction) keeps every
+    digit: the teacher-forced scores are those of the truth."""
+    svg = SVG(tiny_config(n_past=2, n_future=3))
+    g = _glyphs(2)
+    frames = torch.zeros(1, 5, 1, 64, 64)
+    for t in range(5):
+        frames[0, t, 0] = _frame_with(g[0], 2 + t, 0) + _frame_with(g[1], 30 - t, 32)
+
+    def decode(h, skips, first_target=1, n_past=None):
+        return frames[:, first_target:].expand(h.shape[0], -1, -1, -1, -1)
+
+    svg.decode = decode
+    m = teacher_forced_matches(svg, frames, g[None], "prior", n_samples=1)
+    truth = best_match(frames[:, 2:], g[None])
+    assert torch.allclose(m[0], truth)
+    assert (m > 0.999).all()  # each digit's own window
 
 
 def test_analyze_identity_command_writes_its_report(tmp_path, capsys):
@@ -131,3 +196,13 @@ def test_analyze_identity_command_writes_its_report(tmp_path, capsys):
     assert truth["identity_frames_mean"] >= model["identity_frames_mean"]  # untrained model
     assert "frames with the digits kept" in capsys.readouterr().err
     assert main([*argv[:-2], "--sequences", "1", "--json", str(out)]) == 2  # needs 2 to calibrate
+    assert main([*argv, "--teacher-forced"]) == 0
+    methods = json.loads(out.read_text())["methods"]
+    for name in ("teacher-forced posterior", "teacher-forced prior"):
+        assert len(methods[name]["recognisable_by_frame"]) == 5
+        assert len(methods[name]["ink_by_frame"]) == 5
+    truth_ink = ink(torch.from_numpy(load_testset(path)["frames"][:, 2:]).float() / 255)
+    assert methods["truth"]["ink_by_frame"] == [round(v, 5) for v in truth_ink.mean(0).tolist()]
+    assert "teacher-forced posterior" in capsys.readouterr().err
+    argv[argv.index("--n-past") + 1] = "3"
+    assert main([*argv, "--teacher-forced"]) == 2  # the teacher-forced means follow n_past=2
