@@ -347,7 +347,8 @@ def test_bench_count_only_and_shared_skips_count_less_work(capsys):
 def test_recipe_study_adds_a_scored_snapshot_and_plots_the_table(tmp_path, capsys):
     study = _load("recipe_study")
     curves = tmp_path / "curves.csv"
-    curves.write_text(",".join(study.FIELDS) + "\nlp-nf16,100,1600,0.5,-2450.0,0.4,13.5,first\n")
+    old_fields = [f for f in study.FIELDS if f not in ("val_identity_mean20", "val_ink_ratio_last")]
+    curves.write_text(",".join(old_fields) + "\nlp-nf16,100,1600,0.5,-2450.0,0.4,13.5,first\n")
     scores = {
         "methods": {
             "svg-lp": {"iwae": {"elbo_nats_per_frame": {"mean": -2440.0}},
@@ -360,8 +361,19 @@ def test_recipe_study_adds_a_scored_snapshot_and_plots_the_table(tmp_path, capsy
     path.write_text(json.dumps(scores))
     add = ["--curves", str(curves), "add", "--run", "lp-nf16", "--json", str(path), "--hours", "1"]
     study.main([*add, "--step", "300", "--batch", "16"])
-    study.main([*add, "--step", "400", "--batch", "16"])  # the baselines only once
+    model = {"identity_frames_mean": 2.5, "ink_by_frame": [0.05, 0.02]}
+    truth = {"identity_frames_mean": 14.0, "ink_by_frame": [0.05, 0.08]}
+    ident = {"methods": {"model": model, "truth": truth}}
+    (tmp_path / "id.json").write_text(json.dumps(ident))
+    study.main([*add, "--step", "400", "--batch", "16", "--identity", str(tmp_path / "id.json")])
+    assert curves.read_text().splitlines()[0] == ",".join(study.FIELDS)  # header upgraded
     runs = study.read_curves(curves)
+    first, scored = runs["lp-nf16"][0], runs["lp-nf16"][2]
+    assert (
+        first["val_ssim_best20"] == 0.4
+        and first["val_identity_mean20"] != first["val_identity_mean20"]
+    )  # nan
+    assert (scored["val_identity_mean20"], scored["val_ink_ratio_last"]) == (2.5, 0.25)
     assert [r["run"] for r in sum(runs.values(), [])].count("blank") == 1
     assert runs["blank"][0]["step"] is None and runs["blank"][0]["val_ssim_best20"] == 0.68
     new = runs["lp-nf16"][1]
@@ -374,5 +386,6 @@ def test_recipe_study_adds_a_scored_snapshot_and_plots_the_table(tmp_path, capsy
     capsys.readouterr()
     study.main(["--curves", str(curves), "plot", "--out", str(tmp_path / "c.png")])
     table = capsys.readouterr().out
-    assert "| lp-nf16 | 300 | 4,800 | 1.00 | -2440.0 | 0.500 | 13.70 |" in table
+    assert "| lp-nf16 | 300 | 4,800 | 1.00 | -2440.0 | 0.500 | 13.70 | - | - |" in table
+    assert "| lp-nf16 | 400 | 6,400 | 1.00 | -2440.0 | 0.500 | 13.70 | 2.50 | 0.25 |" in table
     assert (tmp_path / "c.png").stat().st_size > 0 and "| blank |" not in table
