@@ -137,6 +137,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     r.add_argument("--json", required=True, help="where to write the report")
     options.add_device(r)
     r.add_argument("--mnist-root", default=None, help="for a set drawn from full MNIST")
+    options.add_bn_train_mode(r, "sample the forecasts with BatchNorm in training mode")
     r.add_argument(
         "--teacher-forced",
         action="store_true",

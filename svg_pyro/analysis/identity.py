@@ -139,20 +139,23 @@ def forecast_matches(
     batch_size: int = 16,
     seed: int = 0,
     return_ink: bool = False,
+    bn_train_mode: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """:func:`best_match` of a model's sampled forecasts: ``frames [N, T, 1, 64, 64]`` in [0, 1]
     (the first ``n_past`` are the context, the rest are forecast), ``glyphs [N, D, 32, 32]`` ->
     ``[n_samples, N, T - n_past, D]``. :func:`identity_frames` of it counts each sample's
     frames in which the digits keep their identity. With ``return_ink``, also each forecast
-    frame's :func:`ink` ``[n_samples, N, T - n_past]``."""
-    svg.eval()
+    frame's :func:`ink` ``[n_samples, N, T - n_past]``. BatchNorm uses its running statistics,
+    or with ``bn_train_mode`` the batch's, as the original release samples
+    (:func:`svg_pyro.svg.sampling_mode`)."""
     device = next(svg.parameters()).device
     n_future = frames.shape[1] - n_past
     torch.manual_seed(seed)
     out, inks = [], []
     for i in range(0, frames.shape[0], batch_size):
         x = frames[i : i + batch_size].to(device)
-        samples = svg.generate(x[:, :n_past], n_future, n_samples).float().cpu()  # [K, B, F, ...]
+        with sampling_mode(svg, bn_train_mode):
+            samples = svg.generate(x[:, :n_past], n_future, n_samples).float().cpu()  # [K, B, F]
         k, b = samples.shape[:2]
         g = glyphs[i : i + batch_size].repeat(k, 1, 1, 1)
         out.append(best_match(samples.flatten(0, 1), g).reshape(k, b, n_future, -1))
@@ -248,12 +251,14 @@ def run_identity(
     device: str = "auto",
     mnist_root: str | None = None,
     teacher_forced: bool = False,
+    bn_train_mode: bool = False,
 ) -> dict[str, Any]:
     """The ``analyze identity`` report of a model on an SM-MNIST test set: the calibration on the
     set's true future frames, and :func:`summarize_identity` of the model's ``n_samples``
     forecasts, of the true future and of copy-last (its last context frame repeated). With
     ``teacher_forced``, also of :func:`teacher_forced_matches`: ``"teacher-forced posterior"``
-    and ``"teacher-forced prior"`` (``"teacher-forced"`` alone for the deterministic model)."""
+    and ``"teacher-forced prior"`` (``"teacher-forced"`` alone for the deterministic model).
+    ``bn_train_mode`` samples the forecasts with BatchNorm in training mode."""
     data = load_testset(testset)
     glyphs = _replayed_images(data, testset, mnist_root)
     frames = torch.from_numpy(data["frames"]).float() / 255.0
@@ -273,7 +278,7 @@ def run_identity(
             f"use --n-past {svg.config.n_past}"
         )
     model, model_ink = forecast_matches(
-        svg, frames, glyphs, n_past, n_samples, batch_size, seed, return_ink=True
+        svg, frames, glyphs, n_past, n_samples, batch_size, seed, True, bn_train_mode
     )
     last = frames[:, n_past - 1 : n_past].expand_as(future)
     extra = {}
@@ -294,6 +299,7 @@ def run_identity(
         "n_future": int(future.shape[1]),
         "n_samples": n_samples,
         "seed": seed,
+        "bn_train_mode": bn_train_mode,
         "calibration": {"false_match": false_match, **calibration},
         "methods": {
             "model": summarize_identity(model, threshold, model_ink),

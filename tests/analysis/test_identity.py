@@ -111,6 +111,9 @@ def test_forecast_matches_score_every_sample_and_frame():
     again, inks = forecast_matches(svg, frames, glyphs, 2, 4, 2, return_ink=True)
     assert torch.equal(m, again)  # seeded
     assert inks.shape == (4, 3, 4) and ((inks > 0) & (inks < 1)).all()
+    assert svg.training  # its mode is restored
+    bn = forecast_matches(svg, frames, glyphs, 2, 4, 2, bn_train_mode=True)
+    assert not torch.equal(m, bn) and svg.training  # batch statistics, not running ones
 
 
 def test_ink_is_the_mean_pixel_and_summaries_average_it_per_frame():
