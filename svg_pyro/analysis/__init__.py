@@ -7,7 +7,7 @@
   as a ROC AUC).
 * :mod:`svg_pyro.analysis.identity`: do forecast digits keep their identity? (:func:`best_match`,
   :func:`identity_frames`, :func:`calibrate`, :func:`ink`, :func:`teacher_forced_matches`,
-  :func:`run_identity`).
+  :func:`identity_grid`, :func:`run_identity`).
 * :mod:`svg_pyro.analysis.command`: their command line, ``svg-pyro analyze collisions|identity``.
 
 Every public name of the first three is re-exported here, so ``from svg_pyro.analysis import
@@ -34,10 +34,12 @@ from svg_pyro.analysis.identity import (
     digit_images,
     forecast_matches,
     identity_frames,
+    identity_grid,
     ink,
     run_identity,
     summarize_identity,
     teacher_forced_matches,
+    teacher_forced_means,
 )
 
 __all__ = [
@@ -47,10 +49,12 @@ __all__ = [
     "digit_images",
     "forecast_matches",
     "identity_frames",
+    "identity_grid",
     "ink",
     "run_identity",
     "summarize_identity",
     "teacher_forced_matches",
+    "teacher_forced_means",
     "collision_analysis",
     "collision_labels",
     "collision_scores",

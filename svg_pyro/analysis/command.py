@@ -36,7 +36,8 @@ def run_identity_command(args: argparse.Namespace) -> int:
         f"copy-last {kept['copy-last']:.2f}"
         + "".join(f", {k} {v:.2f}" for k, v in kept.items() if k.startswith("teacher-forced"))
         + f"; ink of the last frame: model {m['model']['ink_by_frame'][-1]:.4f}, truth "
-        f"{m['truth']['ink_by_frame'][-1]:.4f} -> {out}",
+        f"{m['truth']['ink_by_frame'][-1]:.4f} -> {out}"
+        + (f", {report['plot']}" if "plot" in report else ""),
         file=sys.stderr,
     )
     return 0
@@ -138,6 +139,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     options.add_device(r)
     r.add_argument("--mnist-root", default=None, help="for a set drawn from full MNIST")
     options.add_bn_train_mode(r, "sample the forecasts with BatchNorm in training mode")
+    r.add_argument(
+        "--plot",
+        default=None,
+        help="also draw the first sequences: truth, teacher-forced means (with "
+        "--teacher-forced), one forecast (PNG)",
+    )
+    r.add_argument("--plot-sequences", type=int, default=2, help="sequences to draw (2)")
     r.add_argument(
         "--teacher-forced",
         action="store_true",

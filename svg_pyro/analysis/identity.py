@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from pyro import poutine
 
+from svg_pyro import viz
 from svg_pyro.checkpoint import load_model
 from svg_pyro.data.moving_mnist import DIGIT_SIZE, StochasticMovingMNIST
 from svg_pyro.data.testsets import load_testset
@@ -172,6 +173,52 @@ def ink(frames: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def teacher_forced_means(svg, frames: torch.Tensor, latents: str = "posterior") -> torch.Tensor:
+    """One draw of the model's teacher-forced means of ``frames [B, T, C, 64, 64]`` after its
+    ``n_past``: ``[B, T - n_past, C, 64, 64]`` (float32), latents from the guide
+    (``"posterior"``) or the prior (``"prior"``), in the module's current mode."""
+    if latents == "posterior":
+        guide_tr = poutine.trace(svg.guide).get_trace(frames)
+        means = poutine.replay(svg.model, trace=guide_tr)(frames)
+    else:
+        means = svg.model(frames)
+    return means[:, svg.config.n_past - 1 :].float()  # the model returns frames 1..T-1
+
+
+@torch.no_grad()
+def identity_grid(
+    svg,
+    frames: torch.Tensor,
+    n_past: int = 5,
+    teacher_forced: bool = False,
+    bn_train_mode: bool = False,
+    seed: int = 0,
+) -> np.ndarray:
+    """A picture of where the digits go: for each sequence of ``frames [N, T, 1, 64, 64]``, the
+    truth (context and future, green), then with ``teacher_forced`` the teacher-forced means
+    (posterior z; the deterministic model's own), then one sampled forecast (red). An RGB image
+    ``[height, width, 3]`` (uint8) for :func:`svg_pyro.viz.save_png`."""
+    if teacher_forced and n_past != svg.config.n_past:
+        raise ValueError(f"teacher-forced means follow the model's n_past={svg.config.n_past}")
+    device = next(svg.parameters()).device
+    x = frames.to(device)
+    rows = []
+    with torch.random.fork_rng(), sampling_mode(svg):
+        torch.manual_seed(seed)
+        if teacher_forced:
+            latents = "posterior" if svg.prior is not None else "prior"
+            rows.append(teacher_forced_means(svg, x, latents).cpu())
+    with torch.random.fork_rng(), sampling_mode(svg, bn_train_mode):
+        torch.manual_seed(seed)
+        rows.append(svg.generate(x[:, :n_past], frames.shape[1] - n_past, 1)[0].float().cpu())
+    blocks = [
+        viz.sample_grid(frames[i, :n_past], frames[i, n_past:], torch.stack([r[i] for r in rows]))
+        for i in range(frames.shape[0])
+    ]
+    return viz.stack_rows(blocks, gap=8)
+
+
+@torch.no_grad()
 def teacher_forced_matches(
     svg,
     frames: torch.Tensor,
@@ -205,14 +252,7 @@ def teacher_forced_matches(
         torch.manual_seed(seed)
         for i in range(0, frames.shape[0], batch_size):
             x = frames[i : i + batch_size].to(device)
-            draws = []
-            for _ in range(n_samples):
-                if latents == "posterior":
-                    guide_tr = poutine.trace(svg.guide).get_trace(x)
-                    means = poutine.replay(svg.model, trace=guide_tr)(x)
-                else:
-                    means = svg.model(x)
-                draws.append(means[:, n_past - 1 :].float().cpu())  # means of frames 1..T-1
+            draws = [teacher_forced_means(svg, x, latents).cpu() for _ in range(n_samples)]
             k, b = len(draws), x.shape[0]
             g = glyphs[i : i + batch_size].repeat(k, 1, 1, 1)
             out.append(best_match(torch.cat(draws), g).reshape(k, b, frames.shape[1] - n_past, -1))
@@ -252,13 +292,16 @@ def run_identity(
     mnist_root: str | None = None,
     teacher_forced: bool = False,
     bn_train_mode: bool = False,
+    plot: str | Path | None = None,
+    plot_sequences: int = 2,
 ) -> dict[str, Any]:
     """The ``analyze identity`` report of a model on an SM-MNIST test set: the calibration on the
     set's true future frames, and :func:`summarize_identity` of the model's ``n_samples``
     forecasts, of the true future and of copy-last (its last context frame repeated). With
     ``teacher_forced``, also of :func:`teacher_forced_matches`: ``"teacher-forced posterior"``
     and ``"teacher-forced prior"`` (``"teacher-forced"`` alone for the deterministic model).
-    ``bn_train_mode`` samples the forecasts with BatchNorm in training mode."""
+    ``bn_train_mode`` samples the forecasts with BatchNorm in training mode. With ``plot``, also
+    writes :func:`identity_grid` of the first ``plot_sequences`` sequences there (PNG)."""
     data = load_testset(testset)
     glyphs = _replayed_images(data, testset, mnist_root)
     frames = torch.from_numpy(data["frames"]).float() / 255.0
@@ -291,6 +334,12 @@ def run_identity(
                 svg, frames, glyphs, kind, k, batch_size, seed, return_ink=True
             )
             extra[name] = summarize_identity(m, threshold, m_ink)
+    drawn = {}
+    if plot:
+        grid = identity_grid(
+            svg, frames[:plot_sequences], n_past, teacher_forced, bn_train_mode, seed
+        )
+        drawn["plot"] = str(viz.save_png(plot, grid))
     return {
         "checkpoint": str(checkpoint),
         "testset": str(testset),
@@ -311,4 +360,5 @@ def run_identity(
             ),
             **extra,
         },
+        **drawn,
     }

@@ -11,6 +11,7 @@ from svg_pyro.analysis.identity import (
     digit_images,
     forecast_matches,
     identity_frames,
+    identity_grid,
     ink,
     summarize_identity,
     teacher_forced_matches,
@@ -177,6 +178,20 @@ def test_teacher_forced_reconstruction_of_a_true_digit_is_recognised():
     assert (m > 0.999).all()  # each digit's own window
 
 
+def test_identity_grid_draws_truth_teacher_forced_and_forecast_rows():
+    svg = SVG(tiny_config(n_past=2, n_future=3))
+    frames = torch.rand(2, 6, 1, 64, 64)
+    plain = identity_grid(svg, frames, n_past=2)
+    full = identity_grid(svg, frames, n_past=2, teacher_forced=True)
+    assert plain.dtype == np.uint8 and plain.shape[2] == 3
+    assert plain.shape[1] == full.shape[1]  # 6 frames across
+    row = (full.shape[0] - plain.shape[0]) // 2  # one more row per sequence
+    assert row >= 64 and plain.shape[0] > 4 * row  # 2 sequences x (truth, forecast)
+    assert np.array_equal(identity_grid(svg, frames, n_past=2), plain)  # seeded
+    with pytest.raises(ValueError, match="n_past=2"):
+        identity_grid(svg, frames, n_past=3, teacher_forced=True)
+
+
 def test_analyze_identity_command_writes_its_report(tmp_path, capsys):
     import json
 
@@ -199,7 +214,9 @@ def test_analyze_identity_command_writes_its_report(tmp_path, capsys):
     assert truth["identity_frames_mean"] >= model["identity_frames_mean"]  # untrained model
     assert "frames with the digits kept" in capsys.readouterr().err
     assert main([*argv[:-2], "--sequences", "1", "--json", str(out)]) == 2  # needs 2 to calibrate
-    assert main([*argv, "--teacher-forced"]) == 0
+    png = tmp_path / "grid.png"
+    assert main([*argv, "--teacher-forced", "--plot", str(png), "--plot-sequences", "1"]) == 0
+    assert json.loads(out.read_text())["plot"] == str(png) and png.stat().st_size > 0
     methods = json.loads(out.read_text())["methods"]
     for name in ("teacher-forced posterior", "teacher-forced prior"):
         assert len(methods[name]["recognisable_by_frame"]) == 5
