@@ -193,11 +193,14 @@ def identity_grid(
     teacher_forced: bool = False,
     bn_train_mode: bool = False,
     seed: int = 0,
+    draw: int | None = None,
 ) -> np.ndarray:
-    """A picture of where the digits go: for each sequence of ``frames [N, T, 1, 64, 64]``, the
-    truth (context and future, green), then with ``teacher_forced`` the teacher-forced means
-    (posterior z; the deterministic model's own), then one sampled forecast (red). An RGB image
-    ``[height, width, 3]`` (uint8) for :func:`svg_pyro.viz.save_png`."""
+    """A picture of where the digits go: for each sequence of ``frames [N, T, 1, 64, 64]`` (the
+    first ``draw`` of them, default all), the truth (context and future, green), then with
+    ``teacher_forced`` the teacher-forced means (posterior z; the deterministic model's own),
+    then one sampled forecast (red). The networks run on all N sequences at once, so that with
+    ``bn_train_mode`` the batch statistics are those of N sequences, not of the few drawn. An
+    RGB image ``[height, width, 3]`` (uint8) for :func:`svg_pyro.viz.save_png`."""
     if teacher_forced and n_past != svg.config.n_past:
         raise ValueError(f"teacher-forced means follow the model's n_past={svg.config.n_past}")
     device = next(svg.parameters()).device
@@ -213,7 +216,7 @@ def identity_grid(
         rows.append(svg.generate(x[:, :n_past], frames.shape[1] - n_past, 1)[0].float().cpu())
     blocks = [
         viz.sample_grid(frames[i, :n_past], frames[i, n_past:], torch.stack([r[i] for r in rows]))
-        for i in range(frames.shape[0])
+        for i in range(frames.shape[0] if draw is None else min(draw, frames.shape[0]))
     ]
     return viz.stack_rows(blocks, gap=8)
 
@@ -301,7 +304,8 @@ def run_identity(
     ``teacher_forced``, also of :func:`teacher_forced_matches`: ``"teacher-forced posterior"``
     and ``"teacher-forced prior"`` (``"teacher-forced"`` alone for the deterministic model).
     ``bn_train_mode`` samples the forecasts with BatchNorm in training mode. With ``plot``, also
-    writes :func:`identity_grid` of the first ``plot_sequences`` sequences there (PNG)."""
+    writes :func:`identity_grid` of the first ``plot_sequences`` sequences there (PNG), run on
+    a batch of ``batch_size`` sequences."""
     data = load_testset(testset)
     glyphs = _replayed_images(data, testset, mnist_root)
     frames = torch.from_numpy(data["frames"]).float() / 255.0
@@ -336,8 +340,9 @@ def run_identity(
             extra[name] = summarize_identity(m, threshold, m_ink)
     drawn = {}
     if plot:
+        batch = frames[: max(plot_sequences, batch_size)]  # a batch as the scores ran
         grid = identity_grid(
-            svg, frames[:plot_sequences], n_past, teacher_forced, bn_train_mode, seed
+            svg, batch, n_past, teacher_forced, bn_train_mode, seed, draw=plot_sequences
         )
         drawn["plot"] = str(viz.save_png(plot, grid))
     return {

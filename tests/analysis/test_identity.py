@@ -188,6 +188,8 @@ def test_identity_grid_draws_truth_teacher_forced_and_forecast_rows():
     row = (full.shape[0] - plain.shape[0]) // 2  # one more row per sequence
     assert row >= 64 and plain.shape[0] > 4 * row  # 2 sequences x (truth, forecast)
     assert np.array_equal(identity_grid(svg, frames, n_past=2), plain)  # seeded
+    one = identity_grid(svg, frames, n_past=2, draw=1)
+    assert one.shape[1] == plain.shape[1] and one.shape[0] < plain.shape[0] / 2 + 8
     with pytest.raises(ValueError, match="n_past=2"):
         identity_grid(svg, frames, n_past=3, teacher_forced=True)
 
