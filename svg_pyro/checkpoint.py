@@ -28,6 +28,7 @@ import torch
 from svg_pyro import pretrained
 from svg_pyro.config import EVAL_PROTOCOLS, SVGConfig
 from svg_pyro.errors import UsageError
+from svg_pyro.pretrained import model_weights
 from svg_pyro.svg import SVG
 
 CHECKPOINT = "checkpoint.pt"
@@ -125,10 +126,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[SVG, dict[str, Any]]:
-    """Rebuild the :class:`SVG` a checkpoint was made with; returns ``(svg, checkpoint)``."""
+    """Rebuild the :class:`SVG` a checkpoint was made with (its
+    :func:`~svg_pyro.pretrained.model_weights`); returns ``(svg, checkpoint)``."""
     ckpt = load_checkpoint(path, map_location=device)
     svg = SVG(SVGConfig.from_dict(ckpt["config"])).to(device)
-    svg.load_state_dict(ckpt["model"])
+    svg.load_state_dict(model_weights(ckpt))
     return svg, ckpt
 
 

@@ -159,6 +159,12 @@ class TrainConfig:
     run's first W steps (see :func:`svg_pyro.train.warmup_lr`); meant for ``--init-from``, whose
     fresh Adam otherwise moves every weight by about ``lr`` in its first updates.
 
+    ``ema`` d > 0 keeps an exponential moving average of the weights (and BatchNorm statistics)
+    beside them, ``avg <- d * avg + (1 - d) * weights`` after every step: the held-out
+    evaluation scores it, ``best.pt`` is kept by its score, and :func:`svg_pyro.checkpoint.
+    load_model`, ``export-weights`` and ``--init-from`` read it, where the weights of one step
+    would carry that step's noise. 0 (the paper's) is off.
+
     Speed settings: ``precision`` ``"bf16"`` runs the networks under bf16 autocast (the
     distributions' parameters and the loss stay fp32); ``compile`` applies ``torch.compile`` to
     the encoder and decoder; ``channels_last`` stores conv weights NHWC.
@@ -174,6 +180,7 @@ class TrainConfig:
     steps: int = 180_000
     lr: float = 0.002
     lr_warmup: int = 0
+    ema: float = 0.0
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_eps: float = 1e-8
@@ -207,6 +214,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
         if self.lr_warmup < 0:
             raise ValueError(f"TrainConfig.lr_warmup must be >= 0 (0: off), got {self.lr_warmup}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"TrainConfig.ema must be in [0, 1) (0: off), got {self.ema}")
         if self.num_digits not in (1, 2):
             raise ValueError(f"TrainConfig.num_digits must be 1 or 2, got {self.num_digits}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

@@ -102,6 +102,12 @@ def model_card(name: str, weights_dir: Path | None = None) -> str:
     return (_dir(weights_dir) / entry["card"]).read_text()
 
 
+def model_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """The weights a checkpoint stands for: the moving average of a run trained with ``--ema``
+    (``checkpoint["ema"]``), else ``checkpoint["model"]``."""
+    return checkpoint.get("ema") or checkpoint["model"]
+
+
 def export_weights(
     checkpoint: dict[str, Any],
     name: str,
@@ -111,14 +117,15 @@ def export_weights(
 ) -> Path:
     """Write ``checkpoint``'s weights as ``weights_dir/NAME.pt`` and register its sha256.
 
-    Only the model's tensors (floating ones cast to ``dtype``), its configs, step and ``meta``
-    are written: no optimizer state, no RNG state. The model card ``NAME.md`` is the caller's.
+    Only the model's tensors (its :func:`model_weights`: the moving average of an ``--ema``
+    run; floating ones cast to ``dtype``), its configs, step and ``meta`` are written: no
+    optimizer state, no RNG state. The model card ``NAME.md`` is the caller's.
     """
     weights_dir = _dir(weights_dir)
     weights_dir.mkdir(parents=True, exist_ok=True)
     state = {
         k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().clone()
-        for k, v in checkpoint["model"].items()
+        for k, v in model_weights(checkpoint).items()
     }
     data = {
         "format": FORMAT,
@@ -146,7 +153,7 @@ def round_trip_error(
     test = StochasticMovingMNIST(num_digits=2, seq_len=5, split="test", seed=0, length=4)
     context = torch.stack([test[i]["frames"] for i in range(4)])[:, :, : config.channels]
     out = []
-    for state in (checkpoint["model"], read_weights(path)["model"]):
+    for state in (model_weights(checkpoint), read_weights(path)["model"]):
         svg = SVG(config)
         svg.load_state_dict(state)
         svg.eval()

@@ -51,6 +51,7 @@ from svg_pyro.device import autocast, resolve_device, retain_freed_memory
 from svg_pyro.elbo import SVGLoss
 from svg_pyro.errors import TrainingError
 from svg_pyro.heldout import BEST_SCORE, HeldOut
+from svg_pyro.pretrained import model_weights
 from svg_pyro.svg import SVG
 
 TERMS = ("loss", "recon", "kl", "neg_elbo")
@@ -260,6 +261,8 @@ class Trainer:
             seed_everything(train_config.seed + 7919 * self.dist.rank)  # per-rank latent noise
         prepare_networks(self.svg, train_config, self.device)
         self.optimizer = make_adam(self.svg, train_config, model_config)
+        # the moving average of the weights (--ema), a copy of every float tensor of the state
+        self.ema: dict[str, torch.Tensor] | None = None
         self.step = 0
         self.elapsed = 0.0
         self.skipped = 0  # non-finite steps skipped so far
@@ -279,6 +282,10 @@ class Trainer:
             raise FileNotFoundError(f"--resume: no {CHECKPOINT} in {self.out}")
         elif init_from is not None:
             self._initialise(init_from)
+        if train_config.ema and self.ema is None:  # a new run, or one that turns --ema on
+            self.ema = {k: v.detach().clone() for k, v in self.svg.state_dict().items()}
+        if not train_config.ema:
+            self.ema = None
         self.dataset = train_dataset(model_config, train_config)
         if self.dist.is_main:
             config = {
@@ -306,6 +313,7 @@ class Trainer:
             "pending_log_per_rank": distributed.gather_objects(self._pending_log(), self.dist),
             "best": self.best,
             "init_from": self.init_from,
+            "ema": self.ema,
             "format": 1,
         }
 
@@ -315,8 +323,12 @@ class Trainer:
         path = self.out / name
         if not self.dist.is_main:
             return None
+        states = [ckpt["model"], ckpt["ema"] or {}]
         bad = [
-            k for k, v in ckpt["model"].items() if v.is_floating_point() and not v.isfinite().all()
+            k
+            for state in states
+            for k, v in state.items()
+            if v.is_floating_point() and not v.isfinite().all()
         ]
         if bad:
             raise TrainingError(f"refusing to write non-finite values into {path}: {bad[:5]}")
@@ -354,6 +366,7 @@ class Trainer:
         self._last_saved = self.step
         self.best = ckpt.get("best")
         self.init_from = ckpt.get("init_from")
+        self.ema = ckpt.get("ema")
         if self.dist.is_main:
             self._truncate_metrics(self.step)
 
@@ -363,7 +376,7 @@ class Trainer:
         :func:`init_configs`)."""
         ckpt = load_checkpoint(source, map_location=self.device)
         try:
-            self.svg.load_state_dict(ckpt["model"])
+            self.svg.load_state_dict(model_weights(ckpt))
         except RuntimeError as err:
             saved = SVGConfig.from_dict(ckpt["config"]).to_dict()
             diff = config_differences(saved, self.model_config.to_dict())
@@ -415,6 +428,7 @@ class Trainer:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             self.optimizer.step()
+            self._update_ema()
             self.bad_in_a_row = 0
             return self.loss_fn.last_terms
         self.optimizer.zero_grad(set_to_none=True)
@@ -423,6 +437,34 @@ class Trainer:
         self.skipped += 1
         self.bad_in_a_row += 1
         return None
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """``avg <- d * avg + (1 - d) * weights`` for every float tensor of the state (BatchNorm
+        statistics too); counters are copied."""
+        if self.ema is None:
+            return
+        live = self.svg.state_dict()
+        floats = [k for k, v in live.items() if v.is_floating_point()]
+        avg = [self.ema[k] for k in floats]
+        torch._foreach_lerp_(avg, [live[k] for k in floats], 1.0 - self.cfg.ema)
+        for k, v in live.items():
+            if not v.is_floating_point():
+                self.ema[k].copy_(v)
+
+    @contextlib.contextmanager
+    def averaged_weights(self) -> Iterator[None]:
+        """Inside the block the model holds the moving average (with ``--ema``; otherwise its own
+        weights); its weights are put back on exit."""
+        if self.ema is None:
+            yield
+            return
+        live = {k: v.detach().clone() for k, v in self.svg.state_dict().items()}
+        self.svg.load_state_dict(self.ema)
+        try:
+            yield
+        finally:
+            self.svg.load_state_dict(live)
 
     def fit(
         self,
@@ -574,7 +616,8 @@ class Trainer:
                 t0 = time.perf_counter()
                 self.heldout = HeldOut(self.model_config, self.cfg, self.device)
                 setup = round(time.perf_counter() - t0, 3)
-            row, image = self.heldout.evaluate(self.svg, self.step, self.out / "previews")
+            with self.averaged_weights():  # what best.pt and the export stand for
+                row, image = self.heldout.evaluate(self.svg, self.step, self.out / "previews")
             if setup is not None:
                 row["setup_seconds"] = setup  # drawing the held-out set, once per process
             row["seconds"] = round(self.elapsed + row["eval_seconds"], 3)

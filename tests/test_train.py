@@ -262,3 +262,63 @@ def test_train_particles_runs_them_vectorized_and_logs_per_sequence(tmp_path):
         assert 0.01 < r["recon"] < 2.0
     with pytest.raises(ValueError, match="particles"):
         TrainConfig(particles=0)
+
+
+def test_ema_is_the_moving_average_of_the_weights_by_hand(tmp_path):
+    """After each step avg <- d * avg + (1 - d) * weights, starting from the initial weights;
+    the checkpoint carries it, and every reader of the checkpoint (load_model, export, resume,
+    --init-from) takes it."""
+    from svg_pyro import pretrained
+    from svg_pyro.checkpoint import load_model
+
+    model_cfg, train_cfg = small(3, ema=0.5)
+    trainer = Trainer(model_cfg, train_cfg, tmp_path / "a")
+    states = [{k: v.clone() for k, v in trainer.svg.state_dict().items()}]
+
+    def keep(frames):
+        out = Trainer.train_step(trainer, frames)
+        states.append({k: v.clone() for k, v in trainer.svg.state_dict().items()})
+        return out
+
+    trainer.train_step = keep
+    trainer.fit(progress=False)
+    name = next(k for k, v in states[0].items() if v.is_floating_point() and v.dim() > 1)
+    expect = states[0][name]
+    for s in states[1:]:
+        expect = 0.5 * expect + 0.5 * s[name]
+    ckpt = load_checkpoint(tmp_path / "a/checkpoint.pt")
+    assert torch.allclose(ckpt["ema"][name], expect, atol=1e-6)
+    assert not torch.allclose(ckpt["model"][name], expect)  # the live weights differ
+    counter = next(k for k, v in states[-1].items() if not v.is_floating_point())
+    assert torch.equal(ckpt["ema"][counter], states[-1][counter])  # counters copied
+    svg, _ = load_model(tmp_path / "a/checkpoint.pt")
+    assert torch.equal(svg.state_dict()[name], ckpt["ema"][name])
+    path = pretrained.export_weights(ckpt, "e", tmp_path / "w")
+    assert torch.equal(pretrained.read_weights(path)["model"][name], ckpt["ema"][name])
+    again = Trainer(model_cfg, small(4, ema=0.5)[1], tmp_path / "a", resume=True)
+    assert torch.equal(again.ema[name], ckpt["ema"][name])  # resumed, not restarted
+    child = Trainer(model_cfg, small(1)[1], tmp_path / "b", init_from=tmp_path / "a/checkpoint.pt")
+    assert torch.equal(child.svg.state_dict()[name], ckpt["ema"][name]) and child.ema is None
+
+
+def test_ema_heldout_scores_the_average_and_leaves_the_weights(tmp_path, monkeypatch):
+    from svg_pyro.heldout import HeldOut
+
+    model_cfg, train_cfg = small(2, ema=0.9, eval_every=2, eval_sequences=2, eval_samples=1)
+    trainer = Trainer(model_cfg, train_cfg, tmp_path)
+    scored = []
+    evaluate = HeldOut.evaluate
+
+    def spy(self, svg, step, preview_dir=None):
+        scored.append({k: v.clone() for k, v in svg.state_dict().items()})
+        return evaluate(self, svg, step, preview_dir)
+
+    monkeypatch.setattr(HeldOut, "evaluate", spy)
+    trainer.fit(progress=False)
+    name = next(k for k, v in trainer.ema.items() if v.is_floating_point() and v.dim() > 1)
+    assert torch.equal(scored[0][name], trainer.ema[name])  # the average was scored
+    assert not torch.equal(trainer.svg.state_dict()[name], trainer.ema[name])  # weights back
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert torch.equal(best["ema"][name], trainer.ema[name])
+    with pytest.raises(ValueError, match="ema"):
+        TrainConfig(ema=1.0)
