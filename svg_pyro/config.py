@@ -30,7 +30,7 @@ class SVGConfig:
     ``"last_context"`` (the paper: the last ground-truth frame), ``"original"`` (the original
     code's off-by-one: the second-to-last context frame) or ``"previous"`` (the frame before
     every predicted frame, the original's ``--last_frame_skip``; on SM-MNIST its forecasts fade
-    to black, as their own blurred frames become the skips: docs/RESULTS.md).
+    to black in eval mode, as their own blurred frames become the skips: docs/RESULTS.md).
     ``rnn="conv"`` swaps the fully connected LSTMs for ConvLSTMs over ``feature_size`` x
     ``feature_size`` encoder maps (DCGAN only): ``g_dim`` and ``z_dim`` are then channels per map
     location, ``rnn_size`` the ConvLSTMs' hidden channels, and ``z_t`` is a ``z_dim x s x s`` map.
