@@ -157,11 +157,18 @@ def forecast_matches(
         x = frames[i : i + batch_size].to(device)
         with sampling_mode(svg, bn_train_mode):
             samples = svg.generate(x[:, :n_past], n_future, n_samples).float().cpu()  # [K, B, F]
-        k, b = samples.shape[:2]
-        g = glyphs[i : i + batch_size].repeat(k, 1, 1, 1)
-        out.append(best_match(samples.flatten(0, 1), g).reshape(k, b, n_future, -1))
-        inks.append(ink(samples))
+        _score(samples, glyphs[i : i + batch_size], out, inks)
     return (torch.cat(out, 1), torch.cat(inks, 1)) if return_ink else torch.cat(out, 1)
+
+
+def _score(samples: torch.Tensor, glyphs: torch.Tensor, out: list, inks: list) -> None:
+    """Append :func:`best_match` ``[K, B, F, D]`` and :func:`ink` ``[K, B, F]`` of ``samples
+    [K, B, F, 1, 64, 64]`` (K draws of B sequences, whose digit images are ``glyphs [B, D, 32,
+    32]``) to ``out`` and ``inks``."""
+    k, b, f = samples.shape[:3]
+    g = glyphs.repeat(k, 1, 1, 1)
+    out.append(best_match(samples.flatten(0, 1), g).reshape(k, b, f, -1))
+    inks.append(ink(samples))
 
 
 def ink(frames: torch.Tensor) -> torch.Tensor:
@@ -256,10 +263,7 @@ def teacher_forced_matches(
         for i in range(0, frames.shape[0], batch_size):
             x = frames[i : i + batch_size].to(device)
             draws = [teacher_forced_means(svg, x, latents).cpu() for _ in range(n_samples)]
-            k, b = len(draws), x.shape[0]
-            g = glyphs[i : i + batch_size].repeat(k, 1, 1, 1)
-            out.append(best_match(torch.cat(draws), g).reshape(k, b, frames.shape[1] - n_past, -1))
-            inks.append(ink(torch.stack(draws)))
+            _score(torch.stack(draws), glyphs[i : i + batch_size], out, inks)
     return (torch.cat(out, 1), torch.cat(inks, 1)) if return_ink else torch.cat(out, 1)
 
 
