@@ -14,6 +14,7 @@ Commands (each lives in the module named beside it, which exposes ``add_parser(s
     analyze collisions    does the prior's sigma rise at wall hits? (ROC AUC)  analysis.command
     analyze identity      do forecast digits keep their identity? (frames)     analysis.command
     bench                 time training steps or sampling; FLOPs and memory    bench
+    recalibrate-bn        BatchNorm statistics of the model's own forecasts    rollout_bn_cli
     export-weights        a checkpoint's weights as a shipped model            export_weights
 
 Errors in what the user asked for (a bad setting, a missing file) print one line on stderr and
@@ -32,6 +33,7 @@ from svg_pyro import (
     evaluate,
     export_weights,
     plot_run,
+    rollout_bn_cli,
     sample,
     signals,
     train_cli,
@@ -50,6 +52,7 @@ COMMANDS = (
     sample,
     analyze,
     bench,
+    rollout_bn_cli,
     export_weights,
 )
 

@@ -15,6 +15,7 @@ RNNS = ("fc", "conv")
 ENCODERS = ("dcgan", "vgg")
 ADAM_EPS_UNITS = ("paper", "loss")  # what Adam's eps is compared with; see TrainConfig
 PRECISIONS = ("fp32", "bf16")  # bf16: autocast around the loss; distribution parameters stay fp32
+HELDOUT_BN = ("auto", "running", "rollout")  # BatchNorm statistics of the held-out scores
 
 
 @dataclass
@@ -29,8 +30,9 @@ class SVGConfig:
     ``skip_source`` picks the frame whose encoder feature maps feed the decoder's skips:
     ``"last_context"`` (the paper: the last ground-truth frame), ``"original"`` (the original
     code's off-by-one: the second-to-last context frame) or ``"previous"`` (the frame before
-    every predicted frame, the original's ``--last_frame_skip``; on SM-MNIST its forecasts fade
-    to black in eval mode, as their own blurred frames become the skips: docs/RESULTS.md).
+    every predicted frame, the original's ``--last_frame_skip``; its encoder then sees its own
+    generated frames, and in eval mode with the trained BatchNorm statistics its SM-MNIST
+    forecasts fade to black: re-estimate them on its forecasts, :mod:`svg_pyro.rollout_bn`).
     ``rnn="conv"`` swaps the fully connected LSTMs for ConvLSTMs over ``feature_size`` x
     ``feature_size`` encoder maps (DCGAN only): ``g_dim`` and ``z_dim`` are then channels per map
     location, ``rnn_size`` the ConvLSTMs' hidden channels, and ``z_t`` is a ``z_dim x s x s`` map.
@@ -149,7 +151,10 @@ class TrainConfig:
     Held-out evaluation during training: every ``eval_every`` steps (0: never) the trainer scores
     ``eval_sequences`` fixed test-split sequences (drawn with ``eval_seed``, the same for every run)
     with best-of-``eval_samples`` SSIM / PSNR under the dataset's protocol, the test ELBO and KL,
-    writes a preview and keeps ``best.pt`` (see :mod:`svg_pyro.heldout`).
+    writes a preview and keeps ``best.pt`` (see :mod:`svg_pyro.heldout`). ``heldout_bn`` says
+    which BatchNorm statistics it scores with: ``"running"`` (the trained ones), ``"rollout"``
+    (re-estimated on the model's own forecasts, :mod:`svg_pyro.rollout_bn`, on a copy) or
+    ``"auto"``: rollout for a model with ``skip_source="previous"``, running otherwise.
 
     ``particles`` K > 1 estimates the ELBO with K latent draws per sequence, vectorized (one
     batched pass over K x batch sequences; the logged loss stays per sequence, averaged over the
@@ -193,6 +198,7 @@ class TrainConfig:
     eval_sequences: int = 32
     eval_samples: int = 10
     eval_seed: int = 0
+    heldout_bn: str = "auto"
     num_workers: int = 0
     device: str = "auto"
     precision: str = "fp32"
@@ -216,6 +222,10 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.lr_warmup must be >= 0 (0: off), got {self.lr_warmup}")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"TrainConfig.ema must be in [0, 1) (0: off), got {self.ema}")
+        if self.heldout_bn not in HELDOUT_BN:
+            raise ValueError(
+                f"TrainConfig.heldout_bn must be one of {HELDOUT_BN}, got {self.heldout_bn!r}"
+            )
         if self.num_digits not in (1, 2):
             raise ValueError(f"TrainConfig.num_digits must be 1 or 2, got {self.num_digits}")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

@@ -11,7 +11,11 @@ mode (BatchNorm running statistics, nothing updated) and under a fixed sampling 
 - ``ssim_best`` / ``psnr_best`` (and ``*_mean``): best-of-``eval_samples`` over the dataset's
   protocol (``EVAL_PROTOCOLS``, SM-MNIST 5 -> 20), scored by :func:`svg_pyro.evaluate.
   evaluate_generator` from samples of :meth:`SVG.generate`, time-averaged over future frames;
-- ``copy_last_*`` and ``blank_*``: the two baselines on the same set (computed once).
+- ``copy_last_*`` and ``blank_*``: the two baselines on the same set (computed once);
+- ``bn_statistics``: ``"running"``, or ``"rollout"`` when every score above was computed with
+  BatchNorm statistics re-estimated on the model's own forecasts from ``2 * eval_sequences``
+  fixed training-split contexts (``TrainConfig.heldout_bn``; :mod:`svg_pyro.rollout_bn`), on a
+  copy: the run's own statistics are put back after.
 
 The training RNG stream is not touched: every RNG state is saved before and restored after, so
 a run with evaluation follows the same trajectory as one without, and resumes bit for bit.
@@ -20,7 +24,6 @@ a run with evaluation follows the same trajectory as one without, and resumes bi
 from __future__ import annotations
 
 import contextlib
-import functools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,9 +36,15 @@ import torch
 from svg_pyro import viz
 from svg_pyro.checkpoint import rng_state, seed_everything, set_rng_state
 from svg_pyro.config import EVAL_PROTOCOLS, SVGConfig, TrainConfig
-from svg_pyro.data import VIDEO_DATASETS, smmnist_test_sequences, to_float
+from svg_pyro.data import dataset_frames, to_float
 from svg_pyro.elbo import SVGLoss
 from svg_pyro.evaluate import blank, copy_last, evaluate_generator, model_generator
+from svg_pyro.rollout_bn import (
+    CALIBRATION_SEED,
+    context_batches,
+    recalibrate,
+    saved_statistics,
+)
 from svg_pyro.svg import SVG, sampling_mode
 
 BEST_SCORE = "ssim_best"  # what best.pt maximises: best-of-K SSIM on the held-out set
@@ -52,23 +61,10 @@ def heldout_frames(model_config: SVGConfig, train_config: TrainConfig, n_frames:
     """The fixed held-out set: uint8 ``[eval_sequences, n_frames, C, H, W]`` from the test split
     (drawn once per process and setting; the array is shared, do not modify it)."""
     c = train_config
-    return _heldout_frames(c.dataset, c.eval_sequences, c.eval_seed, n_frames, c.num_digits,
-                           c.deterministic_motion, c.mnist_root, c.data_root)  # fmt: skip
-
-
-@functools.lru_cache(maxsize=4)
-def _heldout_frames(
-    dataset: str, n: int, seed: int, n_frames: int, num_digits: int, deterministic: bool,
-    mnist_root: str | None, data_root: str | None,
-) -> np.ndarray:  # fmt: skip
-    if dataset == "smmnist":
-        return smmnist_test_sequences(n, n_frames, num_digits, seed, deterministic, mnist_root)[
-            "frames"
-        ]
-    cls, _ = VIDEO_DATASETS[dataset]
-    ds = cls(data_root, split="test", seq_len=n_frames, length=n, seed=seed)
-    x = torch.stack([ds[i]["frames"] for i in range(n)])
-    return x.mul(255).round().clamp(0, 255).to(torch.uint8).numpy()
+    return dataset_frames(
+        c.dataset, "test", c.eval_sequences, c.eval_seed, n_frames,
+        c.num_digits, c.deterministic_motion, c.mnist_root, c.data_root,
+    )  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -99,6 +95,22 @@ class HeldOut:
         self.frames = heldout_frames(model_config, train_config, n_frames)
         self.batch_size = batch_size
         self._baselines: dict[str, float] | None = None
+        self._calibration: np.ndarray | None = None
+
+    def rollout_statistics(self, svg: SVG) -> bool:
+        """Whether the scores use rollout BatchNorm statistics (``TrainConfig.heldout_bn``)."""
+        mode = self.cfg.heldout_bn
+        return mode == "rollout" or (mode == "auto" and svg.skips_follow_frames)
+
+    def calibration(self) -> np.ndarray:
+        """The fixed training-split contexts of the rollout statistics (drawn once)."""
+        if self._calibration is None:
+            c = self.cfg
+            self._calibration = dataset_frames(
+                c.dataset, "train", 2 * c.eval_sequences, CALIBRATION_SEED, self.n_past,
+                c.num_digits, c.deterministic_motion, c.mnist_root, c.data_root,
+            )  # fmt: skip
+        return self._calibration
 
     def baselines(self) -> dict[str, float]:
         """copy-last and blank best scores on the held-out set (computed once)."""
@@ -125,7 +137,17 @@ class HeldOut:
         t0 = time.perf_counter()
         row: dict[str, Any] = {"eval": True, "step": step}
         k = self.cfg.eval_samples
-        with untouched_rng(self.cfg.eval_seed), sampling_mode(svg), pyro.validation_enabled(False):
+        rollout = self.rollout_statistics(svg)
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(untouched_rng(self.cfg.eval_seed))
+            if rollout:
+                stack.enter_context(saved_statistics(svg))
+                contexts = context_batches(
+                    self.calibration(), self.n_past, self.batch_size, self.device
+                )
+                recalibrate(svg, contexts, self.n_future)
+            stack.enter_context(sampling_mode(svg))
+            stack.enter_context(pyro.validation_enabled(False))
             loss_fn = SVGLoss(svg)
             neg_elbo = kl = 0.0
             for i in range(0, len(self.frames), self.batch_size):
@@ -146,6 +168,7 @@ class HeldOut:
                     row[f"{metric}_{key}"] = float(per_seq[metric][key].mean())
             image = self._preview(svg, preview_dir, step) if preview_dir is not None else None
         row.update(self.baselines())
+        row["bn_statistics"] = "rollout" if rollout else "running"
         row.update(
             samples=k, sequences=len(self.frames), n_past=self.n_past, n_future=self.n_future
         )

@@ -272,7 +272,7 @@ class Trainer:
         self._sums = {k: torch.zeros((), device=self.device) for k in TERMS}
         self._n_summed = 0
         self.heldout: Any = None  # the held-out set (rank 0, built at the first evaluation)
-        self.best: dict[str, Any] | None = None  # {"metric", "score", "step"} of best.pt
+        self.best: dict[str, Any] | None = None  # {"metric", "score", "step", "bn_statistics"}
         self.last_eval: dict[str, Any] | None = None
         # {"source", "step", "total_step"}: the weights this run started from (None: random)
         self.init_from: dict[str, Any] | None = None
@@ -621,10 +621,17 @@ class Trainer:
             if setup is not None:
                 row["setup_seconds"] = setup  # drawing the held-out set, once per process
             row["seconds"] = round(self.elapsed + row["eval_seconds"], 3)
-            score = row[BEST_SCORE]
-            improved = int(self.best is None or score > self.best["score"])
+            score, stats = row[BEST_SCORE], row["bn_statistics"]
+            # scores under other BatchNorm statistics (a run from before heldout_bn) do not compare
+            improved = int(
+                self.best is None
+                or self.best.get("bn_statistics", "running") != stats
+                or score > self.best["score"]
+            )
             if improved:
-                self.best = {"metric": BEST_SCORE, "score": score, "step": self.step}
+                self.best = {
+                    "metric": BEST_SCORE, "score": score, "step": self.step, "bn_statistics": stats
+                }  # fmt: skip
             row["best_step"] = self.best["step"] if self.best else None
             log.write(json.dumps(row) + "\n")
             log.flush()

@@ -36,13 +36,13 @@ ROOMS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),  # fmt: skip
     ("the Pyro program", ("models", "guides")),
-    ("the model", ("svg", "elbo")),
+    ("the model", ("svg", "elbo", "rollout_bn")),
     ("weights and checkpoints", ("pretrained", "checkpoint")),
     ("scoring", ("iwae", "evaluate")),
     ("held-out scores during training", ("heldout",)),
     ("training", ("train",)),
     ("uses of a trained model", ("sample", "analysis", "bench", "demo")),
-    ("commands", ("train_cli", "data_cli", "plot_run", "export_weights")),
+    ("commands", ("train_cli", "data_cli", "plot_run", "export_weights", "rollout_bn_cli")),
     ("the command line", ("cli", "__main__")),
 ]
 LEVEL = {name: i for i, (_, names) in enumerate(ROOMS) for name in names}

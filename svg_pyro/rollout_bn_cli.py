@@ -1,0 +1,112 @@
+"""``svg-pyro recalibrate-bn``: a checkpoint with BatchNorm statistics of the model's own
+forecasts (the work is :mod:`svg_pyro.rollout_bn`'s)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from svg_pyro.checkpoint import atomic_save, eval_protocol, load_model
+from svg_pyro.device import resolve_device
+from svg_pyro.pretrained import FORMAT
+from svg_pyro.rollout_bn import (
+    CALIBRATION_BATCH,
+    CALIBRATION_SAMPLES,
+    CALIBRATION_SEED,
+    CALIBRATION_SEQUENCES,
+    context_batches,
+    recalibrate,
+    training_frames,
+)
+
+
+def run(args: argparse.Namespace) -> int:
+    """``svg-pyro recalibrate-bn``: a weights-only checkpoint with rollout statistics."""
+    if args.sequences < 1 or args.samples < 1 or args.batch_size < 1:
+        raise ValueError("--sequences, --samples and --batch-size must be >= 1")
+    dev = resolve_device(args.device)
+    svg, ckpt = load_model(args.checkpoint, dev)
+    train_config = dict(ckpt.get("train_config") or {})
+    if args.data_root:
+        train_config["data_root"] = args.data_root
+    if args.mnist_root:
+        train_config["mnist_root"] = args.mnist_root
+    p, f = eval_protocol(ckpt, args.n_past, args.n_future)
+    if not svg.skips_follow_frames:
+        print(
+            f"note: {args.checkpoint} takes its skips from a context frame "
+            f"(skip_source={svg.config.skip_source!r}); its running statistics already see the "
+            "frames its encoder sees when it forecasts",
+            flush=True,
+        )
+    frames = training_frames(train_config, args.sequences, p, args.seed)
+    torch.manual_seed(args.seed)
+    n = recalibrate(svg, context_batches(frames, p, args.batch_size, dev), f, args.samples)
+    meta = dict(ckpt.get("meta") or {})
+    meta["batchnorm"] = {
+        "statistics": "rollout",
+        "forecasts": n,
+        "sequences": args.sequences,
+        "samples": args.samples,
+        "n_past": p,
+        "n_future": f,
+        "seed": args.seed,
+    }
+    out = {
+        "format": FORMAT,
+        "model": {k: v.detach().cpu() for k, v in svg.state_dict().items()},
+        "config": svg.config.to_dict(),
+        "train_config": dict(ckpt.get("train_config") or {}),
+        "step": int(ckpt.get("step", -1)),
+        "elapsed": ckpt.get("elapsed"),
+        "init_from": ckpt.get("init_from"),
+        "meta": meta,
+    }
+    atomic_save(out, Path(args.out))
+    print(
+        f"{args.out}: BatchNorm statistics of {n} forecasts ({args.sequences} training "
+        f"sequences x {args.samples}, {p} -> {f} frames), step {out['step']}"
+    )
+    return 0
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """``svg-pyro recalibrate-bn``: BatchNorm statistics of the model's own forecasts."""
+    p = sub.add_parser(
+        "recalibrate-bn",
+        help="re-estimate BatchNorm statistics on the model's own forecasts (for previous-frame "
+        "skips) and write a weights-only checkpoint",
+        description="Re-estimate every BatchNorm running statistic on the model's own forecasts "
+        "from training-split contexts (for models whose skips come from the previous frame: "
+        "see docs/evaluation.md) and write a weights-only checkpoint.",
+    )
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt or a shipped model's name")
+    p.add_argument("--out", required=True, help="where to write the recalibrated checkpoint")
+    p.add_argument(
+        "--sequences",
+        type=int,
+        default=CALIBRATION_SEQUENCES,
+        help=f"training sequences to forecast from ({CALIBRATION_SEQUENCES})",
+    )
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=CALIBRATION_SAMPLES,
+        help=f"forecasts per sequence ({CALIBRATION_SAMPLES})",
+    )
+    p.add_argument("--batch-size", type=int, default=CALIBRATION_BATCH)
+    p.add_argument("--n-past", type=int, default=None, help="default: the dataset's protocol")
+    p.add_argument("--n-future", type=int, default=None, help="default: the dataset's protocol")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=CALIBRATION_SEED,
+        help="which training sequences, and the forecasts' seed",
+    )
+    p.add_argument("--data-root", default=None, help="KTH/BAIR files (default: the run's)")
+    p.add_argument("--mnist-root", default=None, help="full MNIST files (default: the run's)")
+    p.add_argument("--device", default="auto")
+    return p
