@@ -27,6 +27,16 @@ def run(args: argparse.Namespace) -> int:
     """
     ckpt = load_checkpoint(args.checkpoint)
     meta = {"source_step": int(ckpt.get("step", -1)), "elapsed_s": ckpt.get("elapsed")}
+    batchnorm = (ckpt.get("meta") or {}).get("batchnorm")
+    if batchnorm:
+        meta["batchnorm"] = batchnorm
+    elif ckpt["config"].get("skip_source") == "previous":
+        print(
+            "warning: this model takes its skips from the previous frame, and its BatchNorm "
+            "statistics are those of true frames: in eval mode its forecasts may fade to black. "
+            "Run svg-pyro recalibrate-bn on the checkpoint first (docs/evaluation.md).",
+            flush=True,
+        )
     dtype = torch.float16 if args.dtype == "float16" else torch.float32
     path = pretrained.export_weights(ckpt, args.name, args.weights_dir, meta=meta, dtype=dtype)
     err = pretrained.round_trip_error(ckpt, path)

@@ -152,3 +152,19 @@ def test_best_checkpoint_restarts_when_the_statistics_change(tmp_path):
     Trainer(model_cfg, small(4, **kw)[1], tmp_path, resume=True).fit(progress=False)
     best = load_checkpoint(tmp_path / "best.pt")["best"]
     assert (best["step"], best["bn_statistics"]) == (4, "rollout")
+
+
+def test_export_warns_without_rollout_statistics_and_records_them(tmp_path, capsys):
+    torch.manual_seed(0)
+    source = save_checkpoint(SVG(tiny_config(skip_source="previous")), tmp_path / "c.pt")
+    export = ["export-weights", "--name", "tiny-prev", "--weights-dir", str(tmp_path / "w")]
+    assert main(export + ["--checkpoint", str(source)]) == 0
+    assert "Run svg-pyro recalibrate-bn" in capsys.readouterr().out
+    out = tmp_path / "r.pt"
+    argv = ["recalibrate-bn", "--checkpoint", str(source), "--out", str(out), "--sequences", "2",
+            "--samples", "1", "--n-past", "2", "--n-future", "2", "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    assert main(export + ["--checkpoint", str(out)]) == 0
+    assert "recalibrate-bn" not in capsys.readouterr().out
+    shipped = load_checkpoint(tmp_path / "w" / "tiny-prev.pt")
+    assert shipped["meta"]["batchnorm"]["forecasts"] == 2
