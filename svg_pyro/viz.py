@@ -131,8 +131,9 @@ def save_png(path: str | Path, image: np.ndarray) -> Path:
 def read_metrics(run: str | Path) -> dict[str, dict[str, np.ndarray]]:
     """The one reader of a run's ``metrics.jsonl`` (``run`` is the run folder or the file): the
     ``train`` rows and the held-out ``eval`` rows (``"eval": true``), each as ``{column: values}``
-    (``step``, ``seconds`` and the logged terms; a value a row lacks is NaN). Lines cut short by
-    a crash are skipped."""
+    (``step``, ``seconds`` and the logged terms; a value a row lacks is NaN). Held-out rows that
+    say which BatchNorm statistics scored them also get ``rollout_bn`` (1 for ``"rollout"``, 0 for
+    ``"running"``). Lines cut short by a crash are skipped."""
     path = Path(run)
     if path.is_dir():
         path = path / "metrics.jsonl"
@@ -145,6 +146,8 @@ def read_metrics(run: str | Path) -> dict[str, dict[str, np.ndarray]]:
         except ValueError:
             continue  # a line cut short by a crash
         if isinstance(r, dict):
+            if "bn_statistics" in r:
+                r["rollout_bn"] = float(r["bn_statistics"] == "rollout")
             rows["eval" if r.get("eval") else "train"].append(r)
     out: dict[str, dict[str, np.ndarray]] = {}
     for kind, rs in rows.items():
@@ -181,7 +184,9 @@ def plot_metrics(run: str | Path, out_png: str | Path) -> Path:
         ax.set_title(title, fontsize=9)
     if has_eval:
         ax = axes[-1]
-        ax.plot(held["step"], held["ssim_best"], marker="o", ms=3, lw=1.2, label="model")
+        for rows, suffix, marker in _segments(held, "eval"):
+            ax.plot(held["step"][rows], held["ssim_best"][rows], marker=marker, ms=3, lw=1.2,
+                    label="model" + suffix)  # fmt: skip
         for key, ls, label in (("copy_last_ssim", ":", "copy-last"), ("blank_ssim", "--", "blank")):
             if key in held and np.isfinite(held[key]).any():
                 ax.axhline(np.nanmean(held[key]), color="gray", ls=ls, label=label)
@@ -193,6 +198,18 @@ def plot_metrics(run: str | Path, out_png: str | Path) -> Path:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, out_png)
+
+
+def _segments(d: dict[str, np.ndarray], kind: str) -> list[tuple[np.ndarray, str, str | None]]:
+    """The rows of one curve, split where held-out scores switch BatchNorm statistics (a run
+    resumed across ``TrainConfig.heldout_bn``): ``(row mask, label suffix, marker)`` each."""
+    n = len(next(iter(d.values())))
+    if kind != "eval":
+        return [(np.ones(n, bool), "", None)]
+    rollout = d.get("rollout_bn", np.zeros(n)) == 1
+    if rollout.all() or not rollout.any():
+        return [(np.ones(n, bool), " (rollout BN)" if rollout.any() else "", "o")]
+    return [(~rollout, "", "o"), (rollout, " (rollout BN)", "s")]
 
 
 # (row kind, column, panel title, log scale)
@@ -223,8 +240,9 @@ def plot_runs(runs: Sequence[str | Path], out_png: str | Path) -> Path:
             for i, (_, c) in enumerate(curves):
                 d = c[kind]
                 if key in d and xkey in d and np.isfinite(d[key]).any():
-                    ax.plot(d[xkey] * xscale, d[key], color=f"C{i}", lw=1.3, label=labels[i],
-                            marker="o" if kind == "eval" else None, ms=3)  # fmt: skip
+                    for rows, suffix, marker in _segments(d, kind):
+                        ax.plot(d[xkey][rows] * xscale, d[key][rows], color=f"C{i}", lw=1.3,
+                                label=labels[i] + suffix, marker=marker, ms=3)  # fmt: skip
             if key == "ssim_best":
                 ref = next((c["eval"] for _, c in curves if "copy_last_ssim" in c["eval"]), None)
                 if ref is not None:

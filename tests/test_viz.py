@@ -71,3 +71,20 @@ def test_plot_runs_draws_several_runs(tmp_path):
     a = _write_run(tmp_path / "a", TRAIN + HELD)
     b = _write_run(tmp_path / "b", TRAIN)
     assert Image.open(plot_runs([a, b], tmp_path / "cmp.png")).size[0] > 400
+
+
+def test_held_out_rows_under_other_batchnorm_statistics_are_drawn_apart(tmp_path):
+    from svg_pyro.viz import _segments
+
+    held = [dict(r, bn_statistics=b) for r, b in zip(HELD, ("running", "rollout"))]
+    run = _write_run(tmp_path / "run", TRAIN + held)
+    curves = read_metrics(run)
+    assert curves["eval"]["rollout_bn"].tolist() == [0.0, 1.0]
+    split = [(m.tolist(), label) for m, label, _ in _segments(curves["eval"], "eval")]
+    assert split == [([True, False], ""), ([False, True], " (rollout BN)")]
+    one = [(m.tolist(), label) for m, label, _ in _segments(read_metrics(
+        _write_run(tmp_path / "old", TRAIN + HELD))["eval"], "eval")]  # fmt: skip
+    assert one == [([True, True], "")]
+    assert [m.tolist() for m, _, _ in _segments(curves["train"], "train")] == [[True] * 4]
+    assert Image.open(plot_runs([run], tmp_path / "runs.png")).size[0] > 0
+    assert Image.open(plot_metrics(run, tmp_path / "one.png")).size[0] > 0
