@@ -56,6 +56,7 @@ from svg_pyro.metrics import (
     psnr,
     ssim,
 )
+from svg_pyro.rollout_bn import warn_if_statistics_of_true_frames
 from svg_pyro.svg import SVG, sampling_mode
 
 COPY_LAST = "copy-last"
@@ -253,6 +254,7 @@ def run_evaluation(
     try:
         for path in paths:
             svg, ckpt = load_model(path, dev)
+            warn_if_statistics_of_true_frames(svg, ckpt, bn_train_mode)
             if frames is None:
                 frames = load_frames(testset, p + f, sequences, svg.config.channels)
             name = svg.config.variant + ("-conv" if svg.config.rnn == "conv" else "")

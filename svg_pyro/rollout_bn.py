@@ -22,6 +22,7 @@ not need it (and measures slightly worse with it): see ``docs/evaluation.md``.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -43,6 +44,25 @@ CALIBRATION_SEED = 12345  # the training-split sequences drawn for it (not the r
 def batchnorms(svg: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     """Every BatchNorm layer of ``svg`` (encoder and decoder)."""
     return [m for m in svg.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def warn_if_statistics_of_true_frames(
+    svg: SVG, checkpoint: dict[str, Any], bn_train_mode: bool = False
+) -> bool:
+    """Warn (and return True) when ``svg`` takes its skips from generated frames but its
+    BatchNorm statistics are those of true frames (``checkpoint`` has no rollout calibration in
+    its ``meta``) and it is about to forecast in eval mode: its forecasts may fade to black."""
+    if not svg.skips_follow_frames or bn_train_mode:
+        return False
+    if ((checkpoint.get("meta") or {}).get("batchnorm") or {}).get("statistics") == "rollout":
+        return False
+    warnings.warn(
+        "this model takes its skips from the previous frame and its BatchNorm statistics are "
+        "those of true frames: in eval mode its forecasts may fade to black (which raises SSIM on "
+        "SM-MNIST). Recalibrate it first: svg-pyro recalibrate-bn (docs/evaluation.md).",
+        stacklevel=2,
+    )
+    return True
 
 
 def _snapshot(norms: list[nn.modules.batchnorm._BatchNorm]) -> list[list[torch.Tensor]]:

@@ -26,6 +26,7 @@ from svg_pyro.checkpoint import eval_protocol, load_model
 from svg_pyro.data import StochasticMovingMNIST, load_frames, to_float
 from svg_pyro.device import resolve_device
 from svg_pyro.metrics import psnr, ssim
+from svg_pyro.rollout_bn import warn_if_statistics_of_true_frames
 from svg_pyro.svg import sampling_mode
 from svg_pyro.viz import PAD, sample_grid, save_gif, save_png, video_frames
 
@@ -95,6 +96,7 @@ def run_sampling(
         )
     dev = resolve_device(device)
     svg, ckpt = load_model(checkpoint, dev)
+    warn_if_statistics_of_true_frames(svg, ckpt, bn_train_mode)
     p, f = eval_protocol(ckpt, n_past, n_future)
     if testset is not None:
         frames = load_frames(testset, p + f, sequences, svg.config.channels)

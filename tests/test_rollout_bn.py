@@ -1,6 +1,7 @@
 """BatchNorm statistics of the model's own forecasts (svg_pyro.rollout_bn)."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ import torch
 from svg_pyro.checkpoint import load_checkpoint, load_model
 from svg_pyro.cli import main
 from svg_pyro.config import TrainConfig
+from svg_pyro.data import write_smmnist_testset
 from svg_pyro.heldout import dataset_frames
 from svg_pyro.rollout_bn import batchnorms, recalibrate, saved_statistics
 from svg_pyro.svg import SVG
@@ -168,3 +170,26 @@ def test_export_warns_without_rollout_statistics_and_records_them(tmp_path, caps
     assert "recalibrate-bn" not in capsys.readouterr().out
     shipped = load_checkpoint(tmp_path / "w" / "tiny-prev.pt")
     assert shipped["meta"]["batchnorm"]["forecasts"] == 2
+
+
+def test_forecasting_with_statistics_of_true_frames_warns(tmp_path):
+    from svg_pyro.rollout_bn import warn_if_statistics_of_true_frames
+
+    prev, last = SVG(tiny_config(skip_source="previous")), SVG(tiny_config())
+    with pytest.warns(UserWarning, match="recalibrate-bn"):
+        assert warn_if_statistics_of_true_frames(prev, {"meta": {}})
+    calibrated = {"meta": {"batchnorm": {"statistics": "rollout"}}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not warn_if_statistics_of_true_frames(prev, calibrated)
+        assert not warn_if_statistics_of_true_frames(prev, {}, bn_train_mode=True)
+        assert not warn_if_statistics_of_true_frames(last, {})
+    # the commands that forecast say it
+    source = save_checkpoint(prev, tmp_path / "c.pt")
+    testset = write_smmnist_testset(tmp_path / "t.npz", sequences=2, frames=5, num_digits=1,
+                                    seed=0, progress=False)  # fmt: skip
+    argv = ["evaluate", "--checkpoint", str(source), "--testset", str(testset),
+            "--n-samples", "1", "--n-past", "2", "--n-future", "3", "--device", "cpu",
+            "--no-progress", "--json", str(tmp_path / "e.json")]  # fmt: skip
+    with pytest.warns(UserWarning, match="recalibrate-bn"):
+        assert main(argv) == 0

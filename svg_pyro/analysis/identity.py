@@ -31,6 +31,7 @@ from svg_pyro.checkpoint import load_model
 from svg_pyro.data.moving_mnist import DIGIT_SIZE, StochasticMovingMNIST
 from svg_pyro.data.testsets import load_testset
 from svg_pyro.device import resolve_device
+from svg_pyro.rollout_bn import warn_if_statistics_of_true_frames
 from svg_pyro.svg import sampling_mode
 
 EPS = 1e-6  # a window with less pixel variance than this (blank) matches nothing
@@ -322,7 +323,8 @@ def run_identity(
     future = frames[:, n_past:]
     calibration = calibrate(future, glyphs, false_match)
     threshold = calibration["threshold"]
-    svg, _ = load_model(checkpoint, resolve_device(device))
+    svg, ckpt = load_model(checkpoint, resolve_device(device))
+    warn_if_statistics_of_true_frames(svg, ckpt, bn_train_mode)
     if teacher_forced and n_past != svg.config.n_past:
         raise ValueError(
             f"teacher-forced means follow the model's n_past={svg.config.n_past}: "
