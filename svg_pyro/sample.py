@@ -4,7 +4,9 @@ Each picture shows the context, the ground truth and K sampled futures, a row ea
 sample whose time-averaged SSIM against the truth is highest marked (gold border, ``*``).
 Sequences come from a stored test set (``--testset``) or are drawn from the checkpoint's dataset
 (test split; SM-MNIST only). ``DIR/samples.json`` lists, per sequence, every sample's mean SSIM
-and PSNR and which one is best.
+and PSNR and which one is best. With ``--identity`` (a stored SM-MNIST test set) each row is also
+labelled with its *identity frames*: the predicted frames, from the first on, in which both
+digits are still recognisable (:mod:`svg_pyro.analysis.identity`), also in ``samples.json``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from svg_pyro import options
+from svg_pyro.analysis.identity import best_match, identity_frames, testset_identity
 from svg_pyro.checkpoint import eval_protocol, load_model
 from svg_pyro.data import StochasticMovingMNIST, load_frames, to_float
 from svg_pyro.device import resolve_device
@@ -59,7 +62,8 @@ def label_rows(grid: np.ndarray, labels: list[str], row_h: int, gap: int) -> np.
     col = Image.new("RGB", (LABEL_W, grid.shape[0]), (255, 255, 255))
     draw = ImageDraw.Draw(col)
     for r, text in enumerate(labels):
-        draw.text((3, r * (row_h + gap) + row_h // 2 - 5), text, fill=(0, 0, 0))
+        lines = text.count("\n") + 1
+        draw.text((3, r * (row_h + gap) + row_h // 2 - 5 * lines), text, fill=(0, 0, 0))
     return np.concatenate([np.asarray(col), grid], 1)
 
 
@@ -85,11 +89,14 @@ def run_sampling(
     data_seed: int = 0,
     bn_train_mode: bool = False,
     fps: float = 4.0,
+    identity: bool = False,
+    mnist_root: str | None = None,
     device: str = "auto",
     progress: bool = True,
 ) -> dict[str, Any]:
     """Write ``seqNNN.gif`` and ``seqNNN.png`` for each sequence into ``out``; return the index
-    that is also written to ``out/samples.json``."""
+    that is also written to ``out/samples.json``. ``identity``: label every row with its
+    identity frames (needs an SM-MNIST ``testset``; ``mnist_root`` for one drawn from MNIST)."""
     if n_samples < 1 or sequences < 1:
         raise ValueError(
             f"need --n-samples >= 1 and --sequences >= 1, got {n_samples}, {sequences}"
@@ -102,6 +109,10 @@ def run_sampling(
         frames = load_frames(testset, p + f, sequences, svg.config.channels)
     else:
         frames = dataset_frames(ckpt.get("train_config") or {}, sequences, p + f, data_seed)
+    if identity:
+        if testset is None:
+            raise ValueError("--identity needs --testset (a stored SM-MNIST test set)")
+        glyphs, threshold = testset_identity(testset, p, mnist_root)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     pyro.set_rng_seed(seed)
@@ -114,6 +125,8 @@ def run_sampling(
         "seed": seed,
         "sequences": [],
     }
+    if identity:
+        index["identity_threshold"] = threshold
     cell = svg.config.image_size + 2 * PAD
     with sampling_mode(svg, bn_train_mode):
         for i in tqdm(range(len(frames)), desc="sample", unit="seq", disable=not progress):
@@ -124,11 +137,22 @@ def run_sampling(
             q = psnr(samples, truth).mean(1).cpu()
             best = int(s.argmax())
             ctx, tru = x[0, :p], x[0, p:]
-            gif = save_gif(out / f"seq{i:03d}.gif", video_frames(ctx, tru, samples, best), fps)
+            notes = None
+            if identity:
+                g = glyphs[i : i + 1].to(dev)
+                kept_truth = int(identity_frames(best_match(tru[None], g), threshold)[0])
+                kept_samples = identity_frames(
+                    best_match(samples, g.expand(n_samples, -1, -1, -1)), threshold
+                ).tolist()
+                notes = [f"id {n}/{f}" for n in [kept_truth, *kept_samples]]
+            frames_gif = video_frames(ctx, tru, samples, best, notes)
+            gif = save_gif(out / f"seq{i:03d}.gif", frames_gif, fps)
             grid = sample_grid(ctx, tru, samples, best)
             labels = ["truth"] + [
                 f"{k + 1}" + (" best" if k == best else "") for k in range(n_samples)
             ]
+            if notes is not None:
+                labels = [f"{a}\n{b}" for a, b in zip(labels, notes)]
             grid = label_rows(grid, labels, cell, gap=2)
             grid = np.concatenate([header(grid.shape[1], p, f, cell), grid], 0)
             png = save_png(out / f"seq{i:03d}.png", grid)
@@ -140,6 +164,11 @@ def run_sampling(
                     "best_by_ssim": best,
                     "ssim": [round(float(v), 5) for v in s],
                     "psnr": [round(float(v), 3) for v in q],
+                    **(
+                        {"identity_frames": kept_samples, "truth_identity_frames": kept_truth}
+                        if identity
+                        else {}
+                    ),
                 }
             )
     (out / "samples.json").write_text(json.dumps(index, indent=1) + "\n")
@@ -167,6 +196,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--data-seed", type=int, default=0, help="seed of drawn test sequences")
     options.add_bn_train_mode(p)
     p.add_argument("--fps", type=float, default=4.0, help="GIF frames per second")
+    p.add_argument(
+        "--identity",
+        action="store_true",
+        help="label each row with its identity frames: the predicted frames, from the first on, "
+        "in which both digits are still recognisable (needs an SM-MNIST --testset)",
+    )
+    p.add_argument("--mnist-root", default=None, help="for a test set drawn from full MNIST")
     options.add_device(p)
     options.add_no_progress(p)
     return p

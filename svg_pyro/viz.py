@@ -56,17 +56,23 @@ def video_frames(
     truth: torch.Tensor,
     samples: torch.Tensor,
     best: int | None = None,
+    notes: Sequence[str] | None = None,
 ) -> list[np.ndarray]:
     """One image per time step: ground truth, then each sample, side by side.
 
     ``context [P, C, H, W]``, ``truth [F, C, H, W]``, ``samples [K, F, C, H, W]``. During the
     context every panel shows the context frame (green); afterwards the first panel shows the
     true future (green) and the others their samples (red; gold for sample ``best``).
+    ``notes``: a second label line per panel (truth first), e.g. its identity frames.
     """
     ctx, tru, smp = to_rgb_uint8(context), to_rgb_uint8(truth), to_rgb_uint8(samples)
     labels = ["truth"] + [f"sample {k + 1}" + (" *" if k == best else "") for k in range(len(smp))]
     cell_w = ctx.shape[2] + 2 * PAD
     strip = _label_strip(labels, cell_w)
+    if notes is not None:
+        if len(notes) != len(labels):
+            raise ValueError(f"need {len(labels)} notes (truth and each sample), got {len(notes)}")
+        strip = np.concatenate([strip, _label_strip(list(notes), cell_w)], 0)
     out = []
     for t in range(len(ctx) + len(tru)):
         if t < len(ctx):

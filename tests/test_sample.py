@@ -112,3 +112,39 @@ def test_sample_errors(tmp_path, ckpt, capsys):
     assert "--testset" in capsys.readouterr().err
     argv[2] = str(ckpt)
     assert main([*argv, "--n-samples", "0"]) == 2
+
+
+def test_sample_labels_rows_with_identity_frames(tmp_path, ckpt):
+    """By hand: each sample's identity frames are those of analysis.identity on its frames, with
+    the threshold calibrated on the whole set; the truth keeps its digits in (nearly) every
+    frame; the GIF gets a second label line."""
+    from svg_pyro.analysis.identity import best_match, calibrate, digit_images, identity_frames
+
+    testset = write_smmnist_testset(
+        tmp_path / "t.npz", sequences=4, frames=P + F, num_digits=1, progress=False
+    )
+    out = tmp_path / "pics"
+    argv = ["sample", "--checkpoint", str(ckpt), "--out", str(out), "--testset", str(testset),
+            "--sequences", "2", "--n-samples", str(K), "--device", "cpu", "--n-past", str(P),
+            "--n-future", str(F),
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    plain_gif = Image.open(out / "seq000.gif").size
+    assert main(argv + ["--identity"]) == 0
+    index = json.loads((out / "samples.json").read_text())
+    frames = torch.from_numpy(load_testset(testset)["frames"]).float() / 255
+    glyphs = digit_images(testset)
+    threshold = calibrate(frames[:, P:], glyphs)["threshold"]
+    assert index["identity_threshold"] == pytest.approx(threshold)
+    for seq in index["sequences"]:
+        i = seq["index"]
+        truth = identity_frames(best_match(frames[i : i + 1, P:], glyphs[i : i + 1]), threshold)
+        assert seq["truth_identity_frames"] == int(truth[0]) >= F - 1
+        assert len(seq["identity_frames"]) == K
+        assert all(0 <= n <= F for n in seq["identity_frames"])
+    width, height = Image.open(out / "seq000.gif").size
+    assert width == plain_gif[0] and height == plain_gif[1] + 12  # the identity line
+    with pytest.raises(ValueError, match="--testset"):
+        from svg_pyro.sample import run_sampling
+
+        run_sampling(ckpt, tmp_path / "x", identity=True, device="cpu", progress=False)

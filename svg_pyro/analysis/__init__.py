@@ -7,7 +7,7 @@
   as a ROC AUC).
 * :mod:`svg_pyro.analysis.identity`: do forecast digits keep their identity? (:func:`best_match`,
   :func:`identity_frames`, :func:`calibrate`, :func:`ink`, :func:`teacher_forced_matches`,
-  :func:`identity_grid`, :func:`run_identity`).
+  :func:`identity_grid`, :func:`run_identity`, :func:`testset_identity`).
 * :mod:`svg_pyro.analysis.command`: their command line, ``svg-pyro analyze collisions|identity``.
 
 Every public name of the first three is re-exported here, so ``from svg_pyro.analysis import
@@ -53,6 +53,7 @@ __all__ = [
     "ink",
     "run_identity",
     "summarize_identity",
+    "testset_identity",
     "teacher_forced_matches",
     "teacher_forced_means",
     "collision_analysis",

@@ -132,6 +132,23 @@ def _replayed_images(
 
 
 @torch.no_grad()
+def testset_identity(
+    testset: str | Path,
+    n_past: int,
+    mnist_root: str | None = None,
+    false_match: float = 0.05,
+) -> tuple[torch.Tensor, float]:
+    """``(digit images [N, D, 32, 32], threshold)`` of a stored SM-MNIST test set: what scoring
+    one forecast of sequence ``n`` needs (``identity_frames(best_match(forecast, images[n]),
+    threshold)``), the threshold calibrated on the whole set's future frames as
+    :func:`run_identity` calibrates it."""
+    data = load_testset(testset)
+    glyphs = _replayed_images(data, testset, mnist_root)
+    future = torch.from_numpy(data["frames"][:, n_past:]).float() / 255.0
+    return glyphs, calibrate(future, glyphs, false_match)["threshold"]
+
+
+@torch.no_grad()
 def forecast_matches(
     svg,
     frames: torch.Tensor,
