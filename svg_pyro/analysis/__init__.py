@@ -40,6 +40,7 @@ from svg_pyro.analysis.identity import (
     summarize_identity,
     teacher_forced_matches,
     teacher_forced_means,
+    testset_identity,
 )
 
 __all__ = [
