@@ -136,7 +136,13 @@ def _dtype_of(path):
 SHIPPED = pretrained.available()
 # shipped models trained at other widths than the smmnist-cpu preset's
 NF16 = dict(nf=16, g_dim=128, z_dim=10, rnn_size=256)
-WIDTHS = {"smmnist-lp-nf16": NF16, "smmnist-det-nf16": NF16}
+PREV16 = dict(NF16, skip_source="previous")
+WIDTHS = {
+    "smmnist-lp-nf16": NF16,
+    "smmnist-det-nf16": NF16,
+    "smmnist-lp-nf16-prev": PREV16,
+    "smmnist-det-nf16-prev": PREV16,
+}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -153,6 +159,9 @@ def test_shipped_model_loads_verified_in_eval_mode_with_the_cpu_recipe(name):
     card = pretrained.model_card(name)
     assert name in card and "svg-pyro train" in card  # the card says how to reproduce it
     assert pretrained.weights_path(name).stat().st_size <= 60 * 2**20
+    if svg.skips_follow_frames:  # shipped with the BatchNorm statistics of its own forecasts
+        meta = pretrained.read_weights(pretrained.weights_path(name))["meta"]
+        assert meta["batchnorm"]["statistics"] == "rollout" and meta["batchnorm"]["forecasts"] > 0
 
 
 def test_the_package_ships_svg_lp_and_the_deterministic_model():
