@@ -14,6 +14,7 @@ import torch
 
 from svg_pyro import pretrained
 from svg_pyro.checkpoint import load_checkpoint
+from svg_pyro.rollout_bn import rollout_calibration
 
 FP16_TOLERANCE = 1e-3  # largest change of a sample that fp16 storage may cause
 
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     """
     ckpt = load_checkpoint(args.checkpoint)
     meta = {"source_step": int(ckpt.get("step", -1)), "elapsed_s": ckpt.get("elapsed")}
-    batchnorm = (ckpt.get("meta") or {}).get("batchnorm")
+    batchnorm = rollout_calibration(ckpt)
     if batchnorm:
         meta["batchnorm"] = batchnorm
     elif ckpt["config"].get("skip_source") == "previous":

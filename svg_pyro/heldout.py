@@ -95,7 +95,6 @@ class HeldOut:
         self.frames = heldout_frames(model_config, train_config, n_frames)
         self.batch_size = batch_size
         self._baselines: dict[str, float] | None = None
-        self._calibration: np.ndarray | None = None
 
     def rollout_statistics(self, svg: SVG) -> bool:
         """Whether the scores use rollout BatchNorm statistics (``TrainConfig.heldout_bn``)."""
@@ -103,14 +102,12 @@ class HeldOut:
         return mode == "rollout" or (mode == "auto" and svg.skips_follow_frames)
 
     def calibration(self) -> np.ndarray:
-        """The fixed training-split contexts of the rollout statistics (drawn once)."""
-        if self._calibration is None:
-            c = self.cfg
-            self._calibration = dataset_frames(
-                c.dataset, "train", 2 * c.eval_sequences, CALIBRATION_SEED, self.n_past,
-                c.num_digits, c.deterministic_motion, c.mnist_root, c.data_root,
-            )  # fmt: skip
-        return self._calibration
+        """The fixed training-split contexts of the rollout statistics (drawn once: cached)."""
+        c = self.cfg
+        return dataset_frames(
+            c.dataset, "train", 2 * c.eval_sequences, CALIBRATION_SEED, self.n_past,
+            c.num_digits, c.deterministic_motion, c.mnist_root, c.data_root,
+        )  # fmt: skip
 
     def baselines(self) -> dict[str, float]:
         """copy-last and blank best scores on the held-out set (computed once)."""

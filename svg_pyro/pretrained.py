@@ -108,26 +108,19 @@ def model_weights(checkpoint: dict[str, Any]) -> dict[str, torch.Tensor]:
     return checkpoint.get("ema") or checkpoint["model"]
 
 
-def export_weights(
+def weights_only(
     checkpoint: dict[str, Any],
-    name: str,
-    weights_dir: str | Path | None = None,
     meta: dict[str, Any] | None = None,
     dtype: torch.dtype = torch.float32,
-) -> Path:
-    """Write ``checkpoint``'s weights as ``weights_dir/NAME.pt`` and register its sha256.
-
-    Only the model's tensors (its :func:`model_weights`: the moving average of an ``--ema``
-    run; floating ones cast to ``dtype``), its configs, step and ``meta`` are written: no
-    optimizer state, no RNG state. The model card ``NAME.md`` is the caller's.
-    """
-    weights_dir = _dir(weights_dir)
-    weights_dir.mkdir(parents=True, exist_ok=True)
+) -> dict[str, Any]:
+    """What a weights file holds: ``checkpoint``'s :func:`model_weights` (the moving average of
+    an ``--ema`` run; floating tensors cast to ``dtype``), its configs, step, ``init_from`` and
+    ``meta``; no optimizer state, no RNG state."""
     state = {
         k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().clone()
         for k, v in model_weights(checkpoint).items()
     }
-    data = {
+    return {
         "format": FORMAT,
         "model": state,
         "config": SVGConfig.from_dict(checkpoint["config"]).to_dict(),
@@ -136,6 +129,21 @@ def export_weights(
         "init_from": checkpoint.get("init_from"),
         "meta": dict(meta or {}),
     }
+
+
+def export_weights(
+    checkpoint: dict[str, Any],
+    name: str,
+    weights_dir: str | Path | None = None,
+    meta: dict[str, Any] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """Write ``checkpoint``'s :func:`weights_only` as ``weights_dir/NAME.pt`` and register its
+    sha256. The model card ``NAME.md`` is the caller's.
+    """
+    weights_dir = _dir(weights_dir)
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    data = weights_only(checkpoint, meta, dtype)
     path = weights_dir / f"{name}.pt"
     torch.save(data, path)
     registry = _registry(weights_dir)

@@ -46,6 +46,13 @@ def batchnorms(svg: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in svg.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
+def rollout_calibration(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+    """The calibration a checkpoint's ``meta`` records (``svg-pyro recalibrate-bn``), if its
+    BatchNorm statistics are rollout statistics; else ``None``."""
+    batchnorm = (checkpoint.get("meta") or {}).get("batchnorm") or {}
+    return batchnorm if batchnorm.get("statistics") == "rollout" else None
+
+
 def warn_if_statistics_of_true_frames(
     svg: SVG, checkpoint: dict[str, Any], bn_train_mode: bool = False
 ) -> bool:
@@ -54,7 +61,7 @@ def warn_if_statistics_of_true_frames(
     its ``meta``) and it is about to forecast in eval mode: its forecasts may fade to black."""
     if not svg.skips_follow_frames or bn_train_mode:
         return False
-    if ((checkpoint.get("meta") or {}).get("batchnorm") or {}).get("statistics") == "rollout":
+    if rollout_calibration(checkpoint) is not None:
         return False
     warnings.warn(
         "this model takes its skips from the previous frame and its BatchNorm statistics are "

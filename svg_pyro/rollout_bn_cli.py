@@ -11,7 +11,7 @@ import torch
 
 from svg_pyro.checkpoint import atomic_save, eval_protocol, load_model
 from svg_pyro.device import resolve_device
-from svg_pyro.pretrained import FORMAT
+from svg_pyro.pretrained import weights_only
 from svg_pyro.rollout_bn import (
     CALIBRATION_BATCH,
     CALIBRATION_SAMPLES,
@@ -55,16 +55,9 @@ def run(args: argparse.Namespace) -> int:
         "n_future": f,
         "seed": args.seed,
     }
-    out = {
-        "format": FORMAT,
-        "model": {k: v.detach().cpu() for k, v in svg.state_dict().items()},
-        "config": svg.config.to_dict(),
-        "train_config": dict(ckpt.get("train_config") or {}),
-        "step": int(ckpt.get("step", -1)),
-        "elapsed": ckpt.get("elapsed"),
-        "init_from": ckpt.get("init_from"),
-        "meta": meta,
-    }
+    # the recalibrated weights, not the checkpoint's moving average (they are already it)
+    out = weights_only({**ckpt, "model": svg.state_dict(), "ema": None}, meta)
+    out["elapsed"] = ckpt.get("elapsed")
     atomic_save(out, Path(args.out))
     print(
         f"{args.out}: BatchNorm statistics of {n} forecasts ({args.sequences} training "

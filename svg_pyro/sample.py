@@ -19,14 +19,13 @@ from typing import Any
 
 import numpy as np
 import pyro
-import torch
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from svg_pyro import options
+from svg_pyro import data, options
 from svg_pyro.analysis.identity import best_match, identity_frames, testset_identity
 from svg_pyro.checkpoint import eval_protocol, load_model
-from svg_pyro.data import StochasticMovingMNIST, load_frames, to_float
+from svg_pyro.data import load_frames, to_float
 from svg_pyro.device import resolve_device
 from svg_pyro.metrics import psnr, ssim
 from svg_pyro.rollout_bn import warn_if_statistics_of_true_frames
@@ -44,17 +43,16 @@ def dataset_frames(
     dataset = train_config.get("dataset", "smmnist")
     if dataset != "smmnist":
         raise ValueError(f"the {dataset} checkpoint needs --testset (only smmnist is generated)")
-    ds = StochasticMovingMNIST(
-        num_digits=train_config.get("num_digits", 2),
-        seq_len=n_frames,
-        deterministic=train_config.get("deterministic_motion", False),
-        split="test",
-        seed=seed,
-        length=n_sequences,
-        mnist_root=train_config.get("mnist_root"),
+    return data.dataset_frames(
+        "smmnist",
+        "test",
+        n_sequences,
+        seed,
+        n_frames,
+        train_config.get("num_digits", 2),
+        train_config.get("deterministic_motion", False),
+        train_config.get("mnist_root"),
     )
-    frames = torch.stack([ds[i]["frames"] for i in range(n_sequences)])
-    return frames.mul(255).round().to(torch.uint8).numpy()
 
 
 def label_rows(grid: np.ndarray, labels: list[str], row_h: int, gap: int) -> np.ndarray:
