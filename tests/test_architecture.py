@@ -56,7 +56,12 @@ SELF_CONTAINED = ROOMS[0][1]
 # the ArviZ export, the collision study and the identity measure, know nothing of each other),
 # never the package's ``__init__`` (the public surface, which re-exports them).
 INNER_ROOMS: dict[str, list[tuple[str, ...]]] = {
-    "analysis": [("_common",), ("arviz_export", "collisions", "identity"), ("command",)],
+    "analysis": [
+        ("_common",),
+        ("kl",),
+        ("arviz_export", "collisions", "identity"),
+        ("command",),
+    ],
 }
 
 # (module, imported module): in-function imports of our own modules that are allowed, and why.

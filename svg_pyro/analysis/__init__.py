@@ -8,9 +8,12 @@
 * :mod:`svg_pyro.analysis.identity`: do forecast digits keep their identity? (:func:`best_match`,
   :func:`identity_frames`, :func:`calibrate`, :func:`ink`, :func:`teacher_forced_matches`,
   :func:`identity_grid`, :func:`run_identity`, :func:`testset_identity`).
-* :mod:`svg_pyro.analysis.command`: their command line, ``svg-pyro analyze collisions|identity``.
+* :mod:`svg_pyro.analysis.kl`: the KL per frame, teacher-forced (:func:`step_distributions`,
+  :func:`step_kl`, :func:`kl_per_frame`, :func:`run_kl`): has the posterior collapsed?
+* :mod:`svg_pyro.analysis.command`: their command line, ``svg-pyro analyze
+  collisions|identity|kl``.
 
-Every public name of the first three is re-exported here, so ``from svg_pyro.analysis import
+Every public name of the first four is re-exported here, so ``from svg_pyro.analysis import
 to_inference_data`` works as it always has.
 """
 
@@ -42,6 +45,7 @@ from svg_pyro.analysis.identity import (
     teacher_forced_means,
     testset_identity,
 )
+from svg_pyro.analysis.kl import kl_per_frame, plot_kl, run_kl, step_distributions, step_kl
 
 __all__ = [
     "DEFAULT_LAGS",
@@ -68,4 +72,9 @@ __all__ = [
     "sigma_maps",
     "smmnist_collision_data",
     "to_inference_data",
+    "kl_per_frame",
+    "plot_kl",
+    "run_kl",
+    "step_distributions",
+    "step_kl",
 ]

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from pyro import poutine
-from torch.distributions import kl_divergence
 
 from svg_pyro.analysis._common import eval_context, require_latent
+from svg_pyro.analysis.kl import step_distributions, step_kl
 from svg_pyro.svg import SVG
 
 if TYPE_CHECKING:
@@ -103,24 +103,12 @@ def to_inference_data(
         if seed is not None:
             torch.manual_seed(seed)
         # q and p of every step from the Pyro program itself (any prior, guide or network).
-        with svg.shared_encoding():
-            guide_tr = poutine.trace(svg.guide).get_trace(frames)
-            model_tr = poutine.trace(poutine.replay(svg.model, trace=guide_tr)).get_trace(frames)
-        post_steps = [guide_tr.nodes[f"z_{t}"]["fn"] for t in range(1, t_total)]
-        prior_steps = [model_tr.nodes[f"z_{t}"]["fn"] for t in range(1, t_total)]
+        post_steps, prior_steps = step_distributions(svg, frames)
         latent_shape = tuple(post_steps[0].event_shape)
         z_post = torch.stack([q.sample((n,)) for q in post_steps], 2)  # [n, B, L, *latent]
         z_prior = torch.stack([p.sample((n,)) for p in prior_steps], 2)
-        kl_cols, methods = [], set()
-        for i, (q, p) in enumerate(zip(post_steps, prior_steps)):
-            try:
-                kl_cols.append(kl_divergence(q, p).expand(n, b))
-                methods.add("analytic")
-            except NotImplementedError:
-                z = z_post[:, :, i]
-                kl_cols.append(q.log_prob(z) - p.log_prob(z))
-                methods.add("monte-carlo")
-        kl = torch.stack(kl_cols, 2)  # [n, B, L]
+        kl, methods = step_kl(post_steps, prior_steps, z=z_post)
+        kl = kl.expand(n, b, length)  # [n, B, L]: the closed form is equal for every draw
 
         # Reconstructions and log-likelihood: the model conditioned on the posterior draws, run
         # on k copies of the batch at a time.

@@ -1,6 +1,7 @@
 """``svg-pyro analyze``: the command line of the analyses (``analyze collisions``, the collision
 study of :mod:`svg_pyro.analysis.collisions`; ``analyze identity``, whether forecast digits keep
-their identity, :mod:`svg_pyro.analysis.identity`). Exposes ``add_parser(subparsers)`` and
+their identity, :mod:`svg_pyro.analysis.identity`; ``analyze kl``, the KL per frame,
+:mod:`svg_pyro.analysis.kl`). Exposes ``add_parser(subparsers)`` and
 ``run(args)``, as every command module does."""
 
 from __future__ import annotations
@@ -12,14 +13,19 @@ from typing import Any
 from svg_pyro import options, signals
 from svg_pyro.analysis.collisions import plot_collisions, run_collisions
 from svg_pyro.analysis.identity import run_identity
+from svg_pyro.analysis.kl import run_kl
 from svg_pyro.checkpoint import atomic_write_json
 
 __all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
-    """``svg-pyro analyze ANALYSIS`` (``collisions`` or ``identity``)."""
-    commands = {"collisions": run_collisions_command, "identity": run_identity_command}
+    """``svg-pyro analyze ANALYSIS`` (``collisions``, ``identity`` or ``kl``)."""
+    commands = {
+        "collisions": run_collisions_command,
+        "identity": run_identity_command,
+        "kl": run_kl_command,
+    }
     return commands[args.analyze_command](args)
 
 
@@ -37,6 +43,26 @@ def run_identity_command(args: argparse.Namespace) -> int:
         + "".join(f", {k} {v:.2f}" for k, v in kept.items() if k.startswith("teacher-forced"))
         + f"; ink of the last frame: model {m['model']['ink_by_frame'][-1]:.4f}, truth "
         f"{m['truth']['ink_by_frame'][-1]:.4f} -> {out}"
+        + (f", {report['plot']}" if "plot" in report else ""),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def run_kl_command(args: argparse.Namespace) -> int:
+    report = options.call_with_args(run_kl, args)
+    out = atomic_write_json(report, args.json, indent=2)
+    by_time = report["kl_by_time"]["mean"]
+    active = (
+        f"; {report['active_dimensions']} of {len(report['kl_by_dimension'])} latent dimensions "
+        f"above {report['active_nats']} nats"
+        if "active_dimensions" in report
+        else ""
+    )
+    print(
+        f"KL per frame {report['kl_per_frame']:.3f} nats ({report['sequences']} sequences, "
+        f"{report['frames']} frames, teacher-forced); by frame {by_time[0]:.2f} (z_1) .. "
+        f"{by_time[-1]:.2f} (z_{len(by_time)}){active} -> {out}"
         + (f", {report['plot']}" if "plot" in report else ""),
         file=sys.stderr,
     )
@@ -152,4 +178,26 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="also score the teacher-forced means (true inputs; posterior and prior z): is a "
         "digit lost in the rendering or in the rollout?",
     )
+    k = kinds.add_parser(
+        "kl",
+        help="KL per frame, teacher-forced (has the posterior collapsed?)",
+        description="KL(q(z_t | x_0..t) || p(z_t | x_0..t-1)) of every latent step of a test "
+        "set's sequences, teacher-forced on the true frames with BatchNorm in eval mode: the mean "
+        "per frame, per step (with 95%% intervals) and per latent dimension.",
+    )
+    options.add_checkpoint(k, "checkpoint.pt or a shipped model's name (a latent model)")
+    k.add_argument("--testset", required=True, help="a .npz test set (svg-pyro data ...)")
+    k.add_argument("--sequences", type=int, default=None, help="the first N (default: all)")
+    k.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="frames per sequence (default: the model's training length)",
+    )
+    k.add_argument("--batch-size", type=int, default=64)
+    k.add_argument("--seed", type=int, default=0, help="seed of the guide's draws (default 0)")
+    k.add_argument("--json", required=True, help="where to write the report")
+    k.add_argument("--plot", default=None, help="also draw the KL of every frame (PNG)")
+    options.add_device(k)
+    options.add_no_progress(k)
     return p
