@@ -24,7 +24,9 @@ Deterministic methods (``det``, ``copy-last``, ``blank``) are sampled once: all 
 would be equal, so best = mean = worst.
 
 ``--iwae K`` adds an importance-weighted lower bound on log p(future | context) per sequence
-(:mod:`svg_pyro.iwae`); ``--plot`` draws the curves (:func:`svg_pyro.viz.plot_eval_curves`).
+(:mod:`svg_pyro.iwae`); ``--plot`` draws the curves (:func:`svg_pyro.viz.plot_eval_curves`);
+``--markdown`` writes the tables of a report (:func:`markdown_tables`, which also takes a saved
+JSON).
 """
 
 from __future__ import annotations
@@ -300,6 +302,67 @@ def run_evaluation(
     return results()
 
 
+# -- Markdown ------------------------------------------------------------------------------------
+#: Predicted frames of the per-frame table when the caller names none (1-based; those past
+#: ``n_future`` are left out).
+MARKDOWN_FRAMES = (1, 3, 5, 10, 15, 20)
+
+
+def _pm(value: float | None, ci: float | None, digits: int) -> str:
+    return _fmt(value, digits) + ("" if ci is None else f" +- {ci:.{digits}f}")
+
+
+def markdown_tables(results: dict[str, Any], frames: tuple[int, ...] | None = None) -> str:
+    """``results`` of :func:`run_evaluation` (or its JSON) as two Markdown tables.
+
+    The first: per method, SSIM and PSNR best / mean / worst of K averaged over the predicted
+    frames (+- their 95% intervals over sequences) and the CRPS and energy score; the second:
+    every metric per predicted frame at ``frames`` (1-based; default :data:`MARKDOWN_FRAMES`),
+    with the test frame in brackets. Deterministic methods show ``= best`` for mean and worst.
+    """
+    methods, p, f = results["methods"], results["n_past"], results["n_future"]
+    shown = [t for t in (frames or MARKDOWN_FRAMES) if 1 <= t <= f] or list(range(1, f + 1))
+    head = ("| method | samples | SSIM best | SSIM mean | SSIM worst | PSNR best (dB) | PSNR mean "
+            "| PSNR worst | CRPS | energy score |")  # fmt: skip
+    lines = [head, "|" + " --- |" * 10]
+    for name, res in methods.items():
+        k = res.get("samples", 1)
+        row = [name, str(k)]
+        for metric, digits in (("ssim", 4), ("psnr", 2)):
+            a = res[metric]["avg"]
+            for key in ("best", "mean", "worst"):
+                same = k == 1 and key != "best"
+                row.append("= best" if same else _pm(a[key], a.get(f"ci95_{key}"), digits))
+        for metric, digits in (("crps", 4), ("energy_score", 2)):
+            a = res.get(metric, {}).get("avg")
+            row.append("" if a is None else _pm(a["mean"], a["ci95"], digits))
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "| | " + " | ".join(f"{t} ({p + t})" for t in shown) + " |"]
+    lines.append("| --- |" + " --- |" * len(shown))
+    for metric, label, digits in (("ssim", "SSIM", 3), ("psnr", "PSNR", 2)):
+        for name, res in methods.items():
+            keys = ("best", "mean", "worst") if res.get("samples", 1) > 1 else ("best",)
+            for key in keys:
+                what = f"{label} {name}" + (
+                    f" {key} of {res['samples']}" if key == "best" and len(keys) > 1 else
+                    f" {key}" if len(keys) > 1 else ""
+                )  # fmt: skip
+                curve = res[metric][key]
+                lines.append(
+                    f"| {what} | " + " | ".join(_fmt(curve[t - 1], digits) for t in shown) + " |"
+                )
+    for metric, label, digits in (("crps", "CRPS", 4), ("energy_score", "energy score", 2)):
+        for name, res in methods.items():
+            if metric in res:
+                curve = res[metric]["per_frame"]
+                lines.append(
+                    f"| {label} {name} | "
+                    + " | ".join(_fmt(curve[t - 1], digits) for t in shown)
+                    + " |"
+                )
+    return "\n".join(lines) + "\n"
+
+
 def _cap(text: str) -> float | None:
     value = float(text)
     if not value > 0:
@@ -338,6 +401,10 @@ def _evaluate_and_write(args: argparse.Namespace) -> int:
     out = _write_results(args, results)
     if args.plot:
         viz.plot_eval_curves(results, args.plot)
+    if args.markdown:
+        md = Path(args.markdown)
+        md.parent.mkdir(parents=True, exist_ok=True)
+        md.write_text(markdown_tables(results))
     print(out)
     return 0
 
@@ -380,6 +447,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--compare", nargs="+", default=[], metavar="CKPT", help="more checkpoints")
     p.add_argument("--json", required=True, help="where to write the results")
     p.add_argument("--plot", default=None, help="PNG of the per-frame curves")
+    p.add_argument(
+        "--markdown",
+        default=None,
+        help="also write the results as Markdown tables (averages, and per predicted frame)",
+    )
     p.add_argument(
         "--iwae", type=int, default=0, metavar="K", help="IWAE bound with K particles (K=1: ELBO)"
     )

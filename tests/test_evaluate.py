@@ -16,6 +16,7 @@ from svg_pyro.evaluate import (
     blank,
     copy_last,
     evaluate_generator,
+    markdown_tables,
     run_evaluation,
 )
 from svg_pyro.metrics import PSNR_CAP_DB, ssim
@@ -72,9 +73,11 @@ def test_evaluation_json_shape_and_order(tmp_path, trained):
     argv = ["evaluate", "--checkpoint", str(trained["lp"]), "--testset", str(trained["testset"]),
             "--n-samples", "6", "--n-past", str(P), "--n-future", str(F),
             "--compare", str(trained["det"]), "--json", str(out), "--plot", str(plot),
-            "--batch-size", "5", "--iwae", "3", "--device", "cpu", "--no-progress"]  # fmt: skip
+            "--batch-size", "5", "--iwae", "3", "--device", "cpu", "--no-progress",
+            "--markdown", str(tmp_path / "r.md")]  # fmt: skip
     assert main(argv) == 0
     res = json.loads(out.read_text())
+    assert (tmp_path / "r.md").read_text() == markdown_tables(res)
     assert (res["n_samples"], res["n_sequences"], res["n_past"], res["n_future"]) == (6, 16, P, F)
     assert set(res["methods"]) == {"svg-lp", "det", COPY_LAST, BLANK}
     # the blank baseline, by hand: SSIM of empty frames against the true futures
@@ -161,3 +164,33 @@ def test_crps_and_energy_score_against_a_hand_computation(tmp_path):
     np.testing.assert_allclose(one["energy_score"]["score"].numpy(), l2, rtol=1e-6)
     perfect = evaluate_generator(copy_last, frames, P, F, 1, progress=False)
     assert perfect["crps"]["score"].abs().max() == 0 == perfect["energy_score"]["score"].max()
+
+
+def test_markdown_tables_hold_the_numbers_of_the_results():
+    def block(best, mean, worst):
+        return {"best": best, "mean": mean, "worst": worst,
+                "avg": {"best": float(np.mean(best)), "ci95_best": 0.01,
+                        "mean": float(np.mean(mean)), "ci95_mean": 0.02,
+                        "worst": float(np.mean(worst)), "ci95_worst": 0.03}}  # fmt: skip
+
+    res = {
+        "n_past": 5, "n_future": 4,
+        "methods": {
+            "svg-lp": {"samples": 10, "ssim": block([0.9, 0.8, 0.7, 0.6], [0.8] * 4, [0.5] * 4),
+                       "psnr": block([20.0, 18.0, 16.0, 14.0], [15.0] * 4, [12.0] * 4),
+                       "crps": {"per_frame": [0.01, 0.02, 0.03, 0.04],
+                                "avg": {"mean": 0.025, "ci95": 0.001}}},
+            "blank": {"samples": 1, "ssim": block([0.68] * 4, [0.68] * 4, [0.68] * 4),
+                      "psnr": block([13.1] * 4, [13.1] * 4, [13.1] * 4)},
+        },
+    }  # fmt: skip
+    md = markdown_tables(res, frames=(1, 4, 20)).splitlines()
+    assert md[2].startswith("| svg-lp | 10 | 0.7500 +- 0.0100 | 0.8000 +- 0.0200 | 0.5000 +- ")
+    assert "| 17.00 +- 0.01 |" in md[2] and md[2].endswith("| 0.0250 +- 0.0010 |  |")
+    assert md[3] == ("| blank | 1 | 0.6800 +- 0.0100 | = best | = best | 13.10 +- 0.01 | = best "
+                     "| = best |  |  |")  # fmt: skip
+    assert md[5] == "| | 1 (6) | 4 (9) |"  # frame 20 lies past the 4 predicted frames
+    assert "| SSIM svg-lp best of 10 | 0.900 | 0.600 |" in md
+    assert "| SSIM svg-lp worst | 0.500 | 0.500 |" in md
+    assert "| SSIM blank | 0.680 | 0.680 |" in md and "| PSNR svg-lp mean | 15.00 | 15.00 |" in md
+    assert "| CRPS svg-lp | 0.0100 | 0.0400 |" in md
