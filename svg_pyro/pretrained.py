@@ -1,4 +1,5 @@
-"""Trained weights that ship with the package: ``load_pretrained("smmnist-lp")``.
+"""Trained weights that ship with the package: ``load_pretrained()`` (the default model,
+:data:`DEFAULT`) or ``load_pretrained("smmnist-lp")``.
 
 Each shipped model is one weights-only file ``svg_pyro/weights/NAME.pt`` (the model's
 ``state_dict`` in float32, or float16 where that changes samples by less than 1e-3; its
@@ -22,6 +23,11 @@ import torch
 from svg_pyro.config import SVGConfig
 from svg_pyro.data import StochasticMovingMNIST
 from svg_pyro.svg import SVG
+
+#: The shipped SVG-LP that the demo, the README and the notebooks show, and its deterministic
+#: baseline (the same widths; compared in docs/RESULTS.md).
+DEFAULT = "smmnist-lp"
+BASELINE = "smmnist-det"
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 REGISTRY = "registry.json"
@@ -85,9 +91,10 @@ def read_weights(path: str | Path, map_location: str | torch.device = "cpu") -> 
     return data
 
 
-def load_pretrained(name: str, device: str | torch.device = "cpu"):
-    """The shipped model ``name`` (e.g. ``"smmnist-lp"``) as an :class:`~svg_pyro.svg.SVG` in
-    eval mode (BatchNorm uses its running statistics), on ``device``."""
+def load_pretrained(name: str = DEFAULT, device: str | torch.device = "cpu"):
+    """The shipped model ``name`` (default :data:`DEFAULT`, the SVG-LP the demo shows) as an
+    :class:`~svg_pyro.svg.SVG` in eval mode (BatchNorm uses its saved statistics), on
+    ``device``."""
     data = read_weights(weights_path(name), map_location=device)
     svg = SVG(SVGConfig.from_dict(data["config"])).to(device)
     svg.load_state_dict(data["model"])

@@ -6,7 +6,7 @@ import pyro
 import pytest
 import torch
 
-from svg_pyro import SVG, pretrained
+from svg_pyro import SVG, SVGConfig, pretrained
 from svg_pyro.checkpoint import load_checkpoint, load_model
 from tests.conftest import tiny_config
 
@@ -165,4 +165,11 @@ def test_shipped_model_loads_verified_in_eval_mode_with_the_cpu_recipe(name):
 
 
 def test_the_package_ships_svg_lp_and_the_deterministic_model():
-    assert {"smmnist-lp", "smmnist-det"} <= set(SHIPPED)
+    assert {"smmnist-lp", "smmnist-det", pretrained.DEFAULT, pretrained.BASELINE} <= set(SHIPPED)
+    default, baseline = (pretrained.read_weights(pretrained.weights_path(n)) for n in
+                         (pretrained.DEFAULT, pretrained.BASELINE))  # fmt: skip
+    assert default["config"]["prior"] == "learned" and baseline["config"]["prior"] == "none"
+    # the baseline has the default's widths and skips: a fair comparison
+    widths = ("nf", "g_dim", "rnn_size", "skip_source", "predictor_layers", "posterior_layers")
+    assert all(default["config"][k] == baseline["config"][k] for k in widths)
+    assert pretrained.load_pretrained().config == SVGConfig.from_dict(default["config"])
