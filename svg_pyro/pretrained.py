@@ -1,5 +1,5 @@
 """Trained weights that ship with the package: ``load_pretrained()`` (the default model,
-:data:`DEFAULT`) or ``load_pretrained("smmnist-lp")``.
+:data:`DEFAULT`) or ``load_pretrained("smmnist-lp")`` (any shipped name).
 
 Each shipped model is one weights-only file ``svg_pyro/weights/NAME.pt`` (the model's
 ``state_dict`` in float32, or float16 where that changes samples by less than 1e-3; its
@@ -26,8 +26,8 @@ from svg_pyro.svg import SVG
 
 #: The shipped SVG-LP that the demo, the README and the notebooks show, and its deterministic
 #: baseline (the same widths; compared in docs/RESULTS.md).
-DEFAULT = "smmnist-lp"
-BASELINE = "smmnist-det"
+DEFAULT = "smmnist-lp-nf16-prev"
+BASELINE = "smmnist-det-nf16-prev"
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 REGISTRY = "registry.json"

@@ -22,7 +22,7 @@ def test_demo_shows_the_shipped_model_first(tmp_path, monkeypatch):
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", weights)
     svg = SVG(tiny_config())
     ckpt = {"model": svg.state_dict(), "config": svg.config.to_dict()}
-    pretrained.export_weights(ckpt, "smmnist-lp")
+    pretrained.export_weights(ckpt, pretrained.DEFAULT)
     paths = run_demo(tmp_path / "demo", steps=1, n_sequences=2, n_samples=2, progress=False)
     gif = Image.open(paths["pretrained_gif"])
     assert gif.n_frames == 25  # the SM-MNIST protocol: 5 context + 20 predicted frames
