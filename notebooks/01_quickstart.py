@@ -34,7 +34,7 @@ print("small setting" if SMALL else "full setting")
 # %% [markdown]
 # ## The shipped model
 #
-# `svg_pyro.load_pretrained("smmnist-lp")` returns the SVG-LP that ships with the package (trained
+# `svg_pyro.load_pretrained()` returns the default SVG-LP that ships with the package (trained
 # on two-digit SM-MNIST on a CPU; see its model card and `docs/RESULTS.md` for how far it got), in
 # eval mode. Five context frames in, twenty sampled future frames out: the top row of each block
 # is the truth, the others are samples.
@@ -44,8 +44,11 @@ import svg_pyro
 from svg_pyro.data import StochasticMovingMNIST
 from svg_pyro.viz import sample_grid, save_png, stack_rows
 
-shipped = svg_pyro.load_pretrained("smmnist-lp")
-print(svg_pyro.pretrained.model_card("smmnist-lp").splitlines()[4])
+shipped = svg_pyro.load_pretrained()  # svg_pyro.pretrained.DEFAULT
+print(
+    svg_pyro.pretrained.DEFAULT,
+    svg_pyro.pretrained.model_card(svg_pyro.pretrained.DEFAULT).splitlines()[4],
+)
 two_digits = StochasticMovingMNIST(num_digits=2, seq_len=25, split="test", length=2)
 clips = torch.stack([two_digits[i]["frames"] for i in range(2)])  # [2, 25, 1, 64, 64]
 with torch.no_grad():

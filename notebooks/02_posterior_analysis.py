@@ -9,10 +9,10 @@
 # %% [markdown]
 # # Posterior analysis of the shipped SVG-LP
 #
-# `smmnist-lp` is the SVG-LP that ships with the package: trained on two-digit Stochastic
-# Moving MNIST, where a digit moves in a straight line until it hits a wall and then leaves in a
-# random direction. Everything that is random in such a video happens at a wall hit. This
-# notebook looks inside the model with ArviZ and Pyro's handlers:
+# `smmnist-lp-nf16-prev` (`svg_pyro.pretrained.DEFAULT`) is the SVG-LP that ships as the package's
+# default: trained on two-digit Stochastic Moving MNIST, where a digit moves in a straight line
+# until it hits a wall and then leaves in a random direction. Everything that is random in such a
+# video happens at a wall hit. This notebook looks inside the model with ArviZ and Pyro's handlers:
 #
 # 1. the posterior and prior of the latents `z_t` as an `arviz.InferenceData`;
 # 2. `z` over time, and the KL per frame around wall hits (where the posterior learns what the
@@ -49,9 +49,10 @@ import pandas as pd
 import svg_pyro
 from svg_pyro.analysis import smmnist_collision_data
 
-svg = svg_pyro.load_pretrained("smmnist-lp")  # an SVG in eval mode
+NAME = svg_pyro.pretrained.DEFAULT  # the shipped SVG-LP the demo shows
+svg = svg_pyro.load_pretrained(NAME)  # an SVG in eval mode
 cfg = svg.config
-print(svg_pyro.pretrained.model_card("smmnist-lp").splitlines()[4])
+print(NAME, svg_pyro.pretrained.model_card(NAME).splitlines()[4])
 print(f"{cfg.variant}: z_dim {cfg.z_dim}, trained on {cfg.n_past} + {cfg.n_future} frames")
 
 # Two-digit test sequences (test digits) with their recorded wall hits: 5 context frames and
@@ -112,10 +113,11 @@ pd.concat(
 # %% [markdown]
 # Where the posterior's `sd` is much smaller than the prior's, frame `t` told the guide
 # something the past did not: that dimension carries information. In the run stored here the
-# model uses two of its eight dimensions (0 and 3); the others stay at the prior, which is
-# nearly a point at 0 for them. At the frame after the hit the prior's sd of `z[3]` doubles
-# (it cannot know the new direction) and the posterior, which has seen the frame, pins it down
-# far from the prior's mean. The forest plot shows the
+# model uses five of its ten dimensions (1, 3, 5, 8 and 9, the ones whose posterior mean varies
+# above); the others stay at the prior, which is nearly a point at 0 for them. At the frame after
+# the hit the prior's sd of `z[8]` grows five-fold (0.11 to 0.57: it cannot know the new
+# direction) and the posterior, which has seen the frame, pins it down (sd 0.03) far from the
+# prior's mean (1.26 against 0.42). The forest plot shows the
 # busiest dimension over the whole sequence (94% intervals of the draws); dashed lines in the
 # second figure mark the frames with a wall hit.
 
@@ -153,9 +155,10 @@ plt.show()
 # the prior expected, in nats. Align every wall hit (frame `f`) of the sequences and average the
 # KL of the frames `t = f + k` around it, leaving out the first 2 frames (where the prior
 # has seen too little to know any velocity). A hit in frame `f` clamps the digit to the wall
-# there; its new direction shows in frame `f + 1`. In the stored run the KL at `f + 1` is about
-# twice its average over all frames, and the frames around it are at the average: the posterior
-# has to encode the new direction, and nothing else in the motion is news.
+# there; its new direction shows in frame `f + 1`. In the stored run the KL at `f + 1` is more
+# than twice its average over all frames (6.8 against 2.8 nats), the hit frame itself a little
+# above it, and the frames around them at the average: the posterior has to encode the new
+# direction, and nothing else in the motion is news.
 
 # %%
 BURN = 2
@@ -190,8 +193,8 @@ print(f"KL over all frames after the burn-in: {kl_all:.2f} nats")
 # standard deviation (mean over the latent dimensions) of every step against the recorded hits
 # as a ROC AUC (0.5: no better than chance; 1: every step after a hit has a larger sigma than
 # every other step). `lag=1` labels `z_t` with a hit in frame `t - 1`, the last frame its prior
-# saw. `svg-pyro analyze collisions --checkpoint smmnist-lp` runs the same from the command
-# line; the model card reports 0.898 on 1000 sequences (0.943 with a burn-in of 2).
+# saw. `svg-pyro analyze collisions --checkpoint smmnist-lp-nf16-prev` runs the same from the
+# command line; docs/RESULTS.md reports 0.947 on 1000 sequences (0.978 with a burn-in of 2).
 
 # %%
 from svg_pyro.analysis import collision_analysis, plot_collisions
@@ -206,7 +209,7 @@ print(
     f"mean sigma after a hit {result['mean_sigma_hit']:.3f} vs elsewhere "
     f"{result['mean_sigma_other']:.3f} ({result['n_hit']} / {result['n_other']} steps)"
 )
-title = f"smmnist-lp: prior sigma vs wall hits (AUC {result['auc']:.3f})"
+title = f"{NAME}: prior sigma vs wall hits (AUC {result['auc']:.3f})"
 display(
     Image(
         filename=str(plot_collisions(result["sigma"], bounces, "runs/nb02/sigma.png", title=title))
@@ -214,7 +217,7 @@ display(
 )
 
 # %% [markdown]
-# On the 512 sequences stored here the AUC is 0.92 (0.95 with a burn-in of 2), and it is
+# On the 512 sequences stored here the AUC is 0.96 (0.98 with a burn-in of 2), and it is
 # highest at lag 1: the prior is unsure about exactly the frame after a hit, not the hit frame
 # itself (which is predictable: the digit reaches the wall) nor the one after that (by then it
 # has seen the new direction). The prior's sigma (what the model expects not to know) and the KL
@@ -284,9 +287,12 @@ print("row blocks, top to bottom:", list(runs), "(each: the truth, then 3 sample
 display(Image(filename=str(save_png("runs/nb02/what_if.png", stack_rows(grids, gap=10)))))
 
 # %% [markdown]
-# In the stored run the chosen sequence starts with its two digits overlapping, and the samples
-# merge them into one blurred shape within a few frames: `smmnist-lp` is an early CPU checkpoint,
-# far from converged (its model card says where it stands). The forecast group measures this.
+# In the stored run the chosen sequence starts with its two digits (a 7 and a 2) overlapping. The
+# free samples keep them apart for a few frames, then merge them into one shape; forcing `z = +2`
+# sends the futures other ways from the forced frame on; `z = -2`, far outside what the prior
+# draws, smears the digits and fades them out within a few frames. The model is a CPU
+# checkpoint, far from converged (its model card and docs/RESULTS.md say where it stands: its
+# digits stay recognisable for about 4 of 20 forecast frames). The forecast group measures this.
 #
 # ## The forecast group
 #
@@ -323,8 +329,9 @@ plt.show()
 # %% [markdown]
 # A posterior predictive check on one statistic of a frame, its share of bright pixels (> 0.5,
 # the digits' strokes): `az.plot_ppc` draws its distribution over the observed future frames
-# against that of each draw's forecasts. Forecasts that blur lose bright pixels: in the stored
-# run they have about a third fewer than the true frames.
+# against that of each draw's forecasts. Forecasts that blur or fade lose bright pixels; in the
+# stored run they have as many as the true frames (0.046 against 0.045 per frame): what they
+# lose is the digits' shapes, not their ink.
 
 # %%
 bright = lambda v: (v > 0.5).mean(axis=(-3, -2, -1))  # noqa: E731

@@ -103,6 +103,12 @@ def _collisions_and_write(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_testset(p: argparse.ArgumentParser, help: str) -> None:
+    """``--testset`` (required) and ``--sequences`` (its first N; default all)."""
+    p.add_argument("--testset", required=True, help=help)
+    p.add_argument("--sequences", type=int, default=None, help="the first N (default: all)")
+
+
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Add ``analyze collisions`` to the CLI's subcommands."""
     p = sub.add_parser("analyze", help="posterior and prior analyses of a trained model")
@@ -152,8 +158,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "(best-window correlation above a threshold calibrated on the true frames).",
     )
     options.add_checkpoint(r, "checkpoint.pt or a shipped model's name")
-    r.add_argument("--testset", required=True, help="an svg-pyro data smmnist-testset .npz")
-    r.add_argument("--sequences", type=int, default=None, help="the first N (default: all)")
+    _add_testset(r, "an svg-pyro data smmnist-testset .npz")
     r.add_argument("--n-past", type=int, default=5, help="context frames (default 5)")
     r.add_argument("--n-samples", type=int, default=20, help="forecasts per sequence (20)")
     r.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
@@ -186,8 +191,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "per frame, per step (with 95%% intervals) and per latent dimension.",
     )
     options.add_checkpoint(k, "checkpoint.pt or a shipped model's name (a latent model)")
-    k.add_argument("--testset", required=True, help="a .npz test set (svg-pyro data ...)")
-    k.add_argument("--sequences", type=int, default=None, help="the first N (default: all)")
+    _add_testset(k, "a .npz test set (svg-pyro data ...)")
     k.add_argument(
         "--frames",
         type=int,
