@@ -278,9 +278,9 @@ class Trainer:
         self.init_from: dict[str, Any] | None = None
         if resume and (self.out / CHECKPOINT).exists():
             self._restore(self.out / CHECKPOINT)  # the run's own checkpoint wins over init_from
-        elif resume:
+        elif resume and init_from is None:
             raise FileNotFoundError(f"--resume: no {CHECKPOINT} in {self.out}")
-        elif init_from is not None:
+        elif init_from is not None:  # a new run (also with --resume: the command that restarts)
             self._initialise(init_from)
         if train_config.ema and self.ema is None:  # a new run, or one that turns --ema on
             self.ema = {k: v.detach().clone() for k, v in self.svg.state_dict().items()}

@@ -207,6 +207,20 @@ def test_init_from_starts_at_the_sources_weights_with_a_fresh_optimizer(tmp_path
     assert chained.init_from["total_step"] == 4
 
 
+def test_init_from_with_resume_starts_then_resumes_with_the_same_command(tmp_path):
+    model_cfg, train_cfg = small(2)
+    Trainer(model_cfg, train_cfg, tmp_path / "a").fit(progress=False)
+    same = dict(resume=True, init_from=tmp_path / "a/checkpoint.pt")
+    first = Trainer(model_cfg, train_cfg, tmp_path / "b", **same)  # no checkpoint yet: starts
+    assert first.step == 0 and first.init_from["step"] == 2
+    first.fit(steps=1, progress=False)
+    first.save()
+    again = Trainer(model_cfg, train_cfg, tmp_path / "b", **same)  # the run's own wins
+    assert again.step == 1 and again.init_from == first.init_from
+    with pytest.raises(FileNotFoundError, match="--resume: no checkpoint.pt"):
+        Trainer(model_cfg, train_cfg, tmp_path / "c", resume=True)
+
+
 def test_init_from_other_weights_than_the_model_is_refused(tmp_path):
     model_cfg, train_cfg = small(1)
     Trainer(model_cfg, train_cfg, tmp_path / "a").fit(progress=False)
