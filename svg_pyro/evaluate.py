@@ -343,10 +343,12 @@ def markdown_tables(results: dict[str, Any], frames: tuple[int, ...] | None = No
         for name, res in methods.items():
             keys = ("best", "mean", "worst") if res.get("samples", 1) > 1 else ("best",)
             for key in keys:
-                what = f"{label} {name}" + (
-                    f" {key} of {res['samples']}" if key == "best" and len(keys) > 1 else
-                    f" {key}" if len(keys) > 1 else ""
-                )  # fmt: skip
+                if len(keys) == 1:
+                    what = f"{label} {name}"
+                elif key == "best":
+                    what = f"{label} {name} best of {res['samples']}"
+                else:
+                    what = f"{label} {name} {key}"
                 curve = res[metric][key]
                 lines.append(
                     f"| {what} | " + " | ".join(_fmt(curve[t - 1], digits) for t in shown) + " |"

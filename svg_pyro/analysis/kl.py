@@ -28,7 +28,7 @@ from torch.distributions import Distribution, Independent, kl_divergence
 from svg_pyro import viz
 from svg_pyro.analysis._common import eval_context, require_latent
 from svg_pyro.checkpoint import load_model
-from svg_pyro.data.testsets import load_testset
+from svg_pyro.data.testsets import load_testset, to_float
 from svg_pyro.device import resolve_device
 from svg_pyro.svg import SVG
 
@@ -55,9 +55,15 @@ def step_distributions(
     return post, prior
 
 
-def _dimensions(d: Distribution) -> Distribution | None:
-    """The per-dimension distribution under an ``Independent`` (``None`` if there is none)."""
-    return d.base_dist if isinstance(d, Independent) else None
+def _dimension_kl(q: Distribution, p: Distribution) -> torch.Tensor | None:
+    """KL per latent dimension of two ``Independent`` distributions whose base families have a
+    closed form (``None`` otherwise)."""
+    if not (isinstance(q, Independent) and isinstance(p, Independent)):
+        return None
+    try:
+        return kl_divergence(q.base_dist, p.base_dist)
+    except NotImplementedError:
+        return None
 
 
 def step_kl(
@@ -73,7 +79,7 @@ def step_kl(
     ``by_dimension``, also the KL per latent dimension ``[*batch, T-1, *latent]`` where every
     step is an ``Independent`` of a family with a closed form (else ``None``).
     """
-    cols, dims, methods = [], [], set()
+    cols, methods = [], set()
     for i, (q, p) in enumerate(zip(post, prior)):
         try:
             cols.append(kl_divergence(q, p))
@@ -82,18 +88,11 @@ def step_kl(
             zi = q.sample() if z is None else z[(..., i) + (slice(None),) * len(q.event_shape)]
             cols.append(q.log_prob(zi) - p.log_prob(zi))
             methods.add("monte-carlo")
-        if by_dimension and dims is not None:
-            qd, pd = _dimensions(q), _dimensions(p)
-            try:
-                dims.append(kl_divergence(qd, pd) if qd is not None and pd is not None else None)
-            except NotImplementedError:
-                dims.append(None)
-            if dims[-1] is None:
-                dims = None
     kl = torch.stack(torch.broadcast_tensors(*cols), -1)
     if not by_dimension:
         return kl, methods
-    per_dim = None if not dims else torch.stack(dims, len(post[0].batch_shape))
+    dims = [_dimension_kl(q, p) for q, p in zip(post, prior)]
+    per_dim = None if any(d is None for d in dims) else torch.stack(dims, len(post[0].batch_shape))
     return kl, methods, per_dim
 
 
@@ -131,10 +130,10 @@ def kl_per_frame(
             post, prior = step_distributions(svg, x)
             kl, used, per_dim = step_kl(post, prior, by_dimension=True)
             kls.append(kl.cpu())
-            dims = None if dims is None or per_dim is None else [*dims, per_dim.cpu()]
+            dims.append(None if per_dim is None else per_dim.cpu())
             methods |= used
     kl_np = torch.cat(kls, 0).double().numpy()
-    dims_np = None if dims is None else torch.cat(dims, 0).double().numpy()
+    dims_np = None if any(d is None for d in dims) else torch.cat(dims, 0).double().numpy()
     return kl_np, dims_np, methods
 
 
@@ -158,8 +157,7 @@ def run_kl(
     (``kl_by_dimension``) and ``active_dimensions``: how many have a mean KL above
     ``ACTIVE_NATS`` (a collapsed posterior has none). ``plot`` draws ``kl_by_time`` (PNG).
     """
-    data = load_testset(testset)
-    x = torch.from_numpy(data["frames"])
+    x = load_testset(testset)["frames"]  # uint8 [N, T, C, H, W]
     if sequences is not None:
         if sequences < 1:
             raise ValueError(f"--sequences must be >= 1, got {sequences}")
@@ -169,7 +167,7 @@ def run_kl(
     frames = svg.config.seq_len if frames is None else frames
     if not 2 <= frames <= x.shape[1]:
         raise ValueError(f"--frames must be in 2..{x.shape[1]} (the test set's), got {frames}")
-    x = x[:, :frames].float() / 255.0 if x.dtype == torch.uint8 else x[:, :frames].float()
+    x = to_float(x[:, :frames], "cpu")
     kl, per_dim, methods = kl_per_frame(svg, x, batch_size, seed=seed, progress=progress)
     n = len(kl)
     half = 1.96 * kl.std(0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(kl.shape[1])
