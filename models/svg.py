@@ -20,6 +20,12 @@ sequence, and the decoder once on all predicted frames. Only the future frames s
 one :func:`frame_step` each. With ``n_future=0`` (training) the model is exactly the batched
 teacher-forced one.
 
+Free-running training (``config.free_running``, not the paper's): with ``n_future=0`` and
+``frames [B, T, ...]``, ``T > n_past``, only the first ``n_past`` frames are teacher-forced; frames
+``n_past..T-1`` are generated as above (``x_hat_t`` fed back) with their ``x_t`` observed, so
+the model is scored on the rollout it forecasts with. The guide is unchanged (its ``z_t`` read
+the true frames).
+
 Skip maps: with ``n_future=0`` the decoder takes the skips that :meth:`SVG.skip_index` names for
 the configured ``n_past`` (training); with ``n_future > 0`` the observed frames are the context
 and the skips are those of a context of P frames, as :meth:`SVG.generate` uses them.
@@ -108,12 +114,15 @@ def context_carry(
     )
 
 
-def frame_step(svg: SVG, t: int, carry: Carry, pixel_site: bool = True) -> torch.Tensor:
+def frame_step(
+    svg: SVG, t: int, carry: Carry, pixel_site: bool = True, obs: torch.Tensor | None = None
+) -> torch.Tensor:
     """Generate frame ``t`` of N sequences; returns ``x_hat_t [N, C, H, W]`` and advances
     ``carry`` to frame ``t + 1`` (the mean is encoded and fed back).
 
     Sites: ``z_t`` from the prior (KL-scaled; absent if deterministic), ``x_hat_t``
-    (deterministic), and with ``pixel_site`` ``x_t ~ Normal(x_hat_t, obs_sigma)``, not observed.
+    (deterministic), and with ``pixel_site`` ``x_t ~ Normal(x_hat_t, obs_sigma)``, observed as
+    ``obs [B, C, H, W]`` when given (free-running training), else not observed.
     Call it under a ``pyro.plate("sequences", N)``, or with ``carry.site_shape = (*S, B)`` under
     the plates of those sizes (the sites then have batch ``[*S, B]``). This is the one frame
     loop: the model's forecast and :meth:`SVG.generate` both run it.
@@ -136,7 +145,7 @@ def frame_step(svg: SVG, t: int, carry: Carry, pixel_site: bool = True) -> torch
         x = x.reshape(*shape, *x.shape[1:])
     x = pyro.deterministic(f"x_hat_{t}", x, event_dim=3)
     if pixel_site:
-        pyro.sample(f"x_{t}", dist.Normal(x.float(), svg.config.obs_sigma).to_event(3))
+        pyro.sample(f"x_{t}", dist.Normal(x.float(), svg.config.obs_sigma).to_event(3), obs=obs)
     return x if shape is None else fold(x, shape[:-1], shape[-1], 3)
 
 
@@ -150,13 +159,20 @@ def feed_back(svg: SVG, x: torch.Tensor, carry: Carry) -> None:
 
 
 def rollout(
-    svg: SVG, carry: Carry, first: int, n_future: int, pixel_sites: bool = True
+    svg: SVG,
+    carry: Carry,
+    first: int,
+    n_future: int,
+    pixel_sites: bool = True,
+    targets: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """Frames ``first .. first + n_future - 1`` by :func:`frame_step`: a list of ``[N, C, H, W]``
-    means (the last one is not encoded: nothing reads it)."""
+    means (the last one is not encoded: nothing reads it). ``targets [B, n_future, C, H, W]``,
+    when given, are the observed values of their pixel sites."""
     out = []
-    for t in range(first, first + n_future):
-        out.append(frame_step(svg, t, carry, pixel_site=pixel_sites))
+    for i, t in enumerate(range(first, first + n_future)):
+        obs = None if targets is None else targets[:, i]
+        out.append(frame_step(svg, t, carry, pixel_site=pixel_sites, obs=obs))
         if t + 1 < first + n_future:
             feed_back(svg, out[-1], carry)
     return out
@@ -200,8 +216,15 @@ def model(svg: SVG, frames: torch.Tensor, n_future: int = 0) -> torch.Tensor:
     svg.check_frames(frames, check_values=is_validation_enabled(), min_frames=1 if n_future else 2)
     svg.register_with_pyro(*MODEL_NETWORKS)
     batch, steps = frames.shape[0], frames.shape[1]
-    n_past = steps if n_future else None  # forecasting: the observed frames are the context
     h, skips = svg.encode(frames)
+    targets = None
+    if not n_future and svg.config.free_running and steps > svg.config.n_past:
+        # free-running training: the frames after the first n_past are generated (their means
+        # fed back) and observed, the context is teacher-forced
+        steps = svg.config.n_past
+        targets, n_future = frames[:, steps:], frames.shape[1] - steps
+        h, skips = h[:, :steps], [s[:, :steps] for s in skips]
+    n_past = steps if n_future else None  # forecasting: the observed frames are the context
     h_prev = h[:, :-1]
     prior_state = predictor_state = None
     event = len(svg.config.latent_shape)
@@ -233,6 +256,6 @@ def model(svg: SVG, frames: torch.Tensor, n_future: int = 0) -> torch.Tensor:
         carry = context_carry(
             svg, h, skips, prior_state, predictor_state, math.prod(lead), (*lead, batch)
         )
-        future = torch.stack(rollout(svg, carry, steps, n_future), 1)
+        future = torch.stack(rollout(svg, carry, steps, n_future, targets=targets), 1)
         future = future.reshape(*lead, batch, *future.shape[1:])
     return torch.cat([x_mean, future], -4) if steps > 1 else future

@@ -36,6 +36,11 @@ class SVGConfig:
     ``rnn="conv"`` swaps the fully connected LSTMs for ConvLSTMs over ``feature_size`` x
     ``feature_size`` encoder maps (DCGAN only): ``g_dim`` and ``z_dim`` are then channels per map
     location, ``rnn_size`` the ConvLSTMs' hidden channels, and ``z_t`` is a ``z_dim x s x s`` map.
+    ``free_running=True`` trains the frames after the first ``n_past`` as they are generated:
+    each one's decoded mean is encoded and fed back (and, with ``skip_source="previous"``, gives
+    the next skips) instead of the true frame, the latents still drawn from the posterior on the
+    true frames; the paper teacher-forces every frame (``False``). It costs a step through time
+    per predicted frame.
     """
 
     prior: str = "learned"
@@ -56,6 +61,7 @@ class SVGConfig:
     skip_source: str = "last_context"
     rnn: str = "fc"
     feature_size: int = 8
+    free_running: bool = False
 
     def __post_init__(self) -> None:
         self.validate()

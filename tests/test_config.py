@@ -70,3 +70,12 @@ def test_round_trip_dict():
     with pytest.raises(ValueError, match="unknown SVGConfig fields"):
         SVGConfig.from_dict({**c.to_dict(), "extra": 1})
     assert math.isclose(c.seq_len, 15)
+
+
+def test_free_running_is_off_by_default_and_older_configs_load():
+    """The paper teacher-forces; a config saved before the field existed loads as such."""
+    saved = SVGConfig().to_dict()
+    del saved["free_running"]
+    assert SVGConfig.from_dict(saved).free_running is False
+    model, _ = get_preset("smmnist-cpu").build(free_running=True)
+    assert model.free_running is True

@@ -1,6 +1,7 @@
 """Training: the loss falls, the run folder is written, checkpoints resume exactly."""
 
 import json
+import math
 
 import pyro
 import pytest
@@ -250,6 +251,20 @@ def test_init_from_through_the_cli_takes_the_sources_model_settings(tmp_path, ca
     # a model flag that changes the weights' shapes is refused in one line
     assert main([*args[:2], str(tmp_path / "c"), *args[3:], *flags, "--z-dim", "6"]) == 2
     assert "do not fit this model (z_dim: 4 -> 6)" in capsys.readouterr().err
+
+
+def test_free_running_through_the_cli(tmp_path):
+    """``--free-running true`` reaches the model config; its steps train and resume."""
+    flags = ["--preset", "tiny", "--nf", "4", "--g-dim", "16", "--rnn-size", "32"]
+    args = ["train", "--out", str(tmp_path), *flags, "--batch-size", "2", "--device", "cpu"]
+    args.append("--no-progress")
+    assert main([*args, "--steps", "2", "--free-running", "true"]) == 0
+    assert json.loads((tmp_path / "config.json").read_text())["model"]["free_running"] is True
+    assert main([*args, "--steps", "3", "--free-running", "true", "--resume"]) == 0
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["step"] == 3 and ckpt["config"]["free_running"] is True
+    rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["loss"]) for r in rows if "loss" in r)
 
 
 def test_init_from_a_shipped_model(tmp_path):
