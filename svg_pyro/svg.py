@@ -197,6 +197,23 @@ class SVG(nn.Module):
             )
 
     @contextlib.contextmanager
+    def teacher_forcing(self) -> Iterator[SVG]:
+        """Within this block ``model(frames)`` teacher-forces every frame (the paper's training
+        model), also for a model trained with ``config.free_running``."""
+        saved = self.config.free_running
+        self.config.free_running = False
+        try:
+            yield self
+        finally:
+            self.config.free_running = saved
+
+    def scoring(self) -> str:
+        """How ``model(frames)`` scores the frames after the context, in words."""
+        if self.config.free_running:
+            return f"free-running after the first {self.config.n_past} frames"
+        return "teacher-forced on the true frames"
+
+    @contextlib.contextmanager
     def shared_encoding(self) -> Iterator[None]:
         """Within this block, :meth:`encode` runs the encoder once per frames tensor.
 

@@ -8,8 +8,9 @@
 * :mod:`svg_pyro.analysis.identity`: do forecast digits keep their identity? (:func:`best_match`,
   :func:`identity_frames`, :func:`calibrate`, :func:`ink`, :func:`teacher_forced_matches`,
   :func:`identity_grid`, :func:`run_identity`, :func:`testset_identity`).
-* :mod:`svg_pyro.analysis.kl`: the KL per frame, teacher-forced (:func:`step_distributions`,
-  :func:`step_kl`, :func:`kl_per_frame`, :func:`run_kl`): has the posterior collapsed?
+* :mod:`svg_pyro.analysis.kl`: the KL per frame of the training objective
+  (:func:`step_distributions`, :func:`step_kl`, :func:`kl_per_frame`, :func:`run_kl`): has the
+  posterior collapsed?
 * :mod:`svg_pyro.analysis.command`: their command line, ``svg-pyro analyze
   collisions|identity|kl``.
 

@@ -46,7 +46,8 @@ def to_inference_data(
     * ``posterior.z`` ``(chain, draw, sequence, time, latent)``: draws from the guide
       q(z_t | x_{0:t}).
     * ``prior.z`` (same dims): draws from the model's prior p(z_t | x_{0:t-1}) given the same,
-      true frames (teacher-forced, as in training).
+      true frames (as in training: teacher-forced, or for a ``free_running`` model fed its own
+      means after the context).
     * ``posterior_predictive``: with ``predictive="frames"``, ``x`` ``(chain, draw, sequence,
       time, channel, height, width)``, the decoder's mean of x_t for each posterior draw (the
       reconstruction, without pixel noise); with ``"summary"``, ``x_mse`` ``(chain, draw,

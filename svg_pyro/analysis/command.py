@@ -61,8 +61,8 @@ def run_kl_command(args: argparse.Namespace) -> int:
     )
     print(
         f"KL per frame {report['kl_per_frame']:.3f} nats ({report['sequences']} sequences, "
-        f"{report['frames']} frames, teacher-forced); by frame {by_time[0]:.2f} (z_1) .. "
-        f"{by_time[-1]:.2f} (z_{len(by_time)}){active} -> {out}"
+        f"{report['frames']} frames, {report['setting'].split(',')[0]}); "
+        f"by frame {by_time[0]:.2f} (z_1) .. {by_time[-1]:.2f} (z_{len(by_time)}){active} -> {out}"
         + (f", {report['plot']}" if "plot" in report else ""),
         file=sys.stderr,
     )
@@ -185,10 +185,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     k = kinds.add_parser(
         "kl",
-        help="KL per frame, teacher-forced (has the posterior collapsed?)",
+        help="KL per frame of the training objective (has the posterior collapsed?)",
         description="KL(q(z_t | x_0..t) || p(z_t | x_0..t-1)) of every latent step of a test "
-        "set's sequences, teacher-forced on the true frames with BatchNorm in eval mode: the mean "
-        "per frame, per step (with 95%% intervals) and per latent dimension.",
+        "set's sequences as the model is trained (teacher-forced on the true frames, or "
+        "free-running after the context for a --free-running model), BatchNorm in eval mode: "
+        "the mean per frame, per step (with 95%% intervals) and per latent dimension.",
     )
     options.add_checkpoint(k, "checkpoint.pt or a shipped model's name (a latent model)")
     _add_testset(k, "a .npz test set (svg-pyro data ...)")

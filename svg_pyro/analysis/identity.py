@@ -201,12 +201,14 @@ def ink(frames: torch.Tensor) -> torch.Tensor:
 def teacher_forced_means(svg, frames: torch.Tensor, latents: str = "posterior") -> torch.Tensor:
     """One draw of the model's teacher-forced means of ``frames [B, T, C, 64, 64]`` after its
     ``n_past``: ``[B, T - n_past, C, 64, 64]`` (float32), latents from the guide
-    (``"posterior"``) or the prior (``"prior"``), in the module's current mode."""
-    if latents == "posterior":
-        guide_tr = poutine.trace(svg.guide).get_trace(frames)
-        means = poutine.replay(svg.model, trace=guide_tr)(frames)
-    else:
-        means = svg.model(frames)
+    (``"posterior"``) or the prior (``"prior"``), in the module's current mode. Every input is
+    a true frame, also for a model trained free-running (:meth:`SVG.teacher_forcing`)."""
+    with svg.teacher_forcing():
+        if latents == "posterior":
+            guide_tr = poutine.trace(svg.guide).get_trace(frames)
+            means = poutine.replay(svg.model, trace=guide_tr)(frames)
+        else:
+            means = svg.model(frames)
     return means[:, svg.config.n_past - 1 :].float()  # the model returns frames 1..T-1
 
 

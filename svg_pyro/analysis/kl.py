@@ -44,7 +44,8 @@ def step_distributions(
     """q(z_t | x_{0:t}) and p(z_t | x_{0:t-1}) for t = 1..T-1 of ``frames [B, T, C, H, W]``.
 
     The guide draws one z per step and the model is replayed on it, so a prior that depends on
-    earlier latents sees the guide's draws, as in training.
+    earlier latents sees the guide's draws, as in training (for a model trained with
+    ``free_running``, the prior after the context reads its own fed-back means).
     """
     with svg.shared_encoding():
         guide_tr = poutine.trace(svg.guide).get_trace(frames)
@@ -150,8 +151,10 @@ def run_kl(
 ) -> dict[str, Any]:
     """The ``analyze kl`` report of a model on a test set (``svg-pyro data ...`` .npz).
 
-    Teacher-forced on the first ``frames`` frames of each sequence (default: the model's
-    training length, where the training objective's KL is measured), BatchNorm in eval mode.
+    The KL of the training objective on the first ``frames`` frames of each sequence (default:
+    the model's training length): teacher-forced, or for a model trained with
+    ``free_running`` free-running after its context (``setting`` says which), BatchNorm in
+    eval mode.
     Reports the KL per frame averaged over everything (``kl_per_frame``), per latent step
     (``kl_by_time``, mean and 95% interval over sequences), per latent dimension
     (``kl_by_dimension``) and ``active_dimensions``: how many have a mean KL above
@@ -180,7 +183,7 @@ def run_kl(
         "sequences": n,
         "frames": frames,
         "seed": seed,
-        "setting": "teacher-forced on true frames, BatchNorm in eval mode (saved statistics)",
+        "setting": f"{svg.scoring()}, BatchNorm in eval mode (saved statistics)",
         "method": "+".join(sorted(methods)),
         "kl_per_frame": float(kl.mean()),
         "kl_per_sequence": float(kl.sum(1).mean()),

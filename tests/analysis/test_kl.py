@@ -1,4 +1,4 @@
-"""svg_pyro.analysis.kl: the KL per frame, teacher-forced (``svg-pyro analyze kl``)."""
+"""svg_pyro.analysis.kl: the KL per frame of the training objective (``svg-pyro analyze kl``)."""
 
 import json
 
@@ -53,6 +53,36 @@ def test_kl_per_frame_matches_the_gaussian_formula(frames):
     np.testing.assert_allclose(per_dim, expected.double().numpy(), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(kl, expected.sum(-1).double().numpy(), rtol=1e-4, atol=1e-6)
     assert kl.min() > 0 and kl.std() > 0
+
+
+def test_kl_of_a_free_running_model_reads_its_prior_off_the_fed_back_means(frames):
+    """After the context the prior of a free-running model reads the encoding of its own
+    means: the KL there is the forecast prior's (replayed on the guide's latents)."""
+    import pyro
+    from pyro import poutine
+
+    from tests.models.test_forecast import lively
+
+    svg = lively(SVG(tiny_config(prior="learned", n_past=2, free_running=True)))
+    kl, per_dim, _ = kl_per_frame(svg, frames, batch_size=3)
+    with torch.no_grad():
+        pyro.set_rng_seed(3)
+        guide_tr = poutine.trace(svg.guide).get_trace(frames)
+        pyro.set_rng_seed(3)  # the same guide draws
+        post, prior = step_distributions(svg, frames)
+        latents = {n: s["value"] for n, s in guide_tr.nodes.items() if n.startswith("z_")}
+        tr = poutine.trace(poutine.condition(svg.model, data=latents)).get_trace(
+            frames[:, :2], n_future=3
+        )
+    for t, (q, p) in enumerate(zip(post, prior), start=1):
+        forecast_prior = tr.nodes[f"z_{t}"]["fn"]
+        torch.testing.assert_close(q.mean, guide_tr.nodes[f"z_{t}"]["fn"].mean)
+        torch.testing.assert_close(p.mean, forecast_prior.mean)
+        torch.testing.assert_close(p.stddev, forecast_prior.stddev)
+    teacher = _hand_kl(svg, frames).sum(-1)
+    np.testing.assert_allclose(kl[:, :2], teacher[:, :2].double().numpy(), rtol=1e-4, atol=1e-6)
+    assert not np.allclose(kl[:, 2:], teacher[:, 2:].double().numpy(), rtol=1e-3)
+    assert per_dim.shape == (3, 4, svg.config.z_dim)
 
 
 def test_fixed_prior_kl_is_against_the_standard_normal(frames):

@@ -106,3 +106,20 @@ def test_free_running_with_context_only_is_teacher_forced():
         tr = poutine.trace(svg.model).get_trace(frames)
     assert all(not n.startswith("x_hat_") for n in tr.nodes)
     assert [n for n in tr.nodes if n.startswith("x_")] == [f"x_{t}" for t in range(1, P)]
+
+
+def test_teacher_forcing_scores_a_free_running_model_on_the_true_frames():
+    svg = _svg("learned")
+    frames = torch.rand(2, T, 1, 64, 64, generator=torch.Generator().manual_seed(7))
+    assert svg.scoring() == f"free-running after the first {P} frames"
+    with torch.no_grad(), svg.teacher_forcing():
+        assert svg.scoring() == "teacher-forced on the true frames"
+        tr = poutine.trace(svg.model).get_trace(frames)
+    assert svg.config.free_running  # restored
+    assert not any(n.startswith("x_hat_") for n in tr.nodes)
+    teacher = SVG(tiny_config(prior="learned", n_past=P, skip_source="previous"))
+    teacher.load_state_dict(svg.state_dict())
+    teacher.eval()
+    with torch.no_grad():
+        expected = poutine.replay(teacher.model, trace=tr)(frames)
+    torch.testing.assert_close(tr.nodes["_RETURN"]["value"], expected)
