@@ -199,6 +199,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         default=None,
         help="frames per sequence (default: the model's training length)",
     )
+    k.add_argument(
+        "--teacher-forced",
+        action="store_true",
+        help="score every frame on the true frames, also for a --free-running model",
+    )
     k.add_argument("--batch-size", type=int, default=64)
     k.add_argument("--seed", type=int, default=0, help="seed of the guide's draws (default 0)")
     k.add_argument("--json", required=True, help="where to write the report")

@@ -148,13 +148,14 @@ def run_kl(
     device: str = "auto",
     progress: bool = True,
     plot: str | Path | None = None,
+    teacher_forced: bool = False,
 ) -> dict[str, Any]:
     """The ``analyze kl`` report of a model on a test set (``svg-pyro data ...`` .npz).
 
     The KL of the training objective on the first ``frames`` frames of each sequence (default:
     the model's training length): teacher-forced, or for a model trained with
-    ``free_running`` free-running after its context (``setting`` says which), BatchNorm in
-    eval mode.
+    ``free_running`` free-running after its context unless ``teacher_forced`` (``setting`` says
+    which), BatchNorm in eval mode.
     Reports the KL per frame averaged over everything (``kl_per_frame``), per latent step
     (``kl_by_time``, mean and 95% interval over sequences), per latent dimension
     (``kl_by_dimension``) and ``active_dimensions``: how many have a mean KL above
@@ -171,6 +172,8 @@ def run_kl(
     if not 2 <= frames <= x.shape[1]:
         raise ValueError(f"--frames must be in 2..{x.shape[1]} (the test set's), got {frames}")
     x = to_float(x[:, :frames], "cpu")
+    if teacher_forced:
+        svg.config.free_running = False  # a model of its own, loaded here
     kl, per_dim, methods = kl_per_frame(svg, x, batch_size, seed=seed, progress=progress)
     n = len(kl)
     half = 1.96 * kl.std(0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(kl.shape[1])

@@ -119,10 +119,12 @@ def test_kl_per_frame_restores_the_mode_and_refuses_the_deterministic_model(fram
         kl_per_frame(SVG(tiny_config(prior="none")), frames)
 
 
-def _checkpoint(tmp_path, prior: str) -> str:
-    cfg = tiny_config(prior=prior, n_past=2, n_future=3)
+def _checkpoint(tmp_path, prior: str, **overrides) -> str:
+    cfg = tiny_config(prior=prior, n_past=2, n_future=3, **overrides)
     trainer = Trainer(
-        cfg, TrainConfig(num_digits=1, batch_size=2, steps=1, device="cpu"), tmp_path / prior
+        cfg,
+        TrainConfig(num_digits=1, batch_size=2, steps=1, device="cpu"),
+        tmp_path / (prior + "".join(overrides)),
     )
     return str(trainer.save())
 
@@ -151,6 +153,28 @@ def test_analyze_kl_cli_reports_what_a_hand_computation_gives(tmp_path, capsys):
     np.testing.assert_allclose(report["kl_by_dimension"], by_dim, atol=1e-5)
     assert report["active_dimensions"] == int((by_dim > report["active_nats"]).sum())
     assert len(report["kl_by_time"]["ci95"]) == 4 and min(report["kl_by_time"]["ci95"]) >= 0
+
+
+def test_analyze_kl_of_a_free_running_model_says_how_it_scored(tmp_path, capsys):
+    """``--teacher-forced`` scores a free-running model on the true frames (the hand
+    computation); without it the report is the training objective's, free-running."""
+    ckpt = _checkpoint(tmp_path, "learned", free_running=True)
+    testset = write_smmnist_testset(
+        tmp_path / "t.npz", sequences=4, frames=8, num_digits=1, seed=0, progress=False
+    )
+    args = ["analyze", "kl", "--checkpoint", ckpt, "--testset", str(testset), "--no-progress"]
+    assert main([*args, "--json", str(tmp_path / "tf.json"), "--teacher-forced"]) == 0
+    assert "teacher-forced on the true frames)" in capsys.readouterr().err
+    assert main([*args, "--json", str(tmp_path / "fr.json")]) == 0
+    assert "free-running after the first 2 frames)" in capsys.readouterr().err
+    forced = json.loads((tmp_path / "tf.json").read_text())
+    free = json.loads((tmp_path / "fr.json").read_text())
+    assert forced["setting"].startswith("teacher-forced") and free["setting"].startswith("free")
+    svg, _ = load_model(ckpt)
+    x = torch.from_numpy(load_testset(testset)["frames"][:, :5]).float() / 255.0
+    expected = _hand_kl(svg, x).sum(-1).mean(0)
+    np.testing.assert_allclose(forced["kl_by_time"]["mean"], expected, atol=1e-5)
+    np.testing.assert_allclose(free["kl_by_time"]["mean"][:2], expected[:2], atol=1e-5)
 
 
 def test_analyze_kl_cli_errors(tmp_path, capsys):
