@@ -130,7 +130,10 @@ def plot(args: argparse.Namespace) -> None:
                   f"{r['val_elbo']:.1f} | {r['val_ssim_best20']:.3f} | "
                   f"{r['val_psnr_best20']:.2f} | {cell(r['val_identity_mean20'], '.2f')} | "
                   f"{cell(r['val_ink_ratio_last'], '.2f')} |")  # fmt: skip
-    fig = figure(figsize=(13, 10))
+    from matplotlib import colormaps
+
+    colors = colormaps["tab20"]  # a colour per run, up to 20 runs
+    fig = figure(figsize=(15, 10))
     axes = fig.subplots(3, 2)
     for col, (xkey, xlabel) in enumerate((("sequences", "sequences seen (thousands)"),
                                           ("hours", "training hours"))):  # fmt: skip
@@ -145,15 +148,15 @@ def plot(args: argparse.Namespace) -> None:
                 y = np.array([r[ykey] for r in rows], dtype=float)
                 keep = ~np.isnan(y)  # identity was not scored at every point
                 if keep.any():
-                    ax.plot(x[keep], y[keep], marker="o", ms=3, color=f"C{i}", label=name)
+                    ax.plot(x[keep], y[keep], marker="o", ms=3, color=colors(i % 20), label=name)
             if ykey == "val_ssim_best20":
                 for (ref, value), ls in zip(refs.items(), ("--", ":")):
                     ax.axhline(value, color="gray", ls=ls, label=f"{ref} ({value:.3f})")
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
             ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=8)
-    fig.tight_layout()
+    fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="center right", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 0.84, 1))
     print(save_figure(fig, args.out))
 
 
