@@ -72,14 +72,21 @@ print(f"{len(x)} sequences of {T} frames; {hit.mean():.2f} of the frames have a 
 # and the reconstructions (`posterior_predictive`: here their mean-pixel squared error,
 # `x_mse`, since `predictive="summary"`). The draws are independent (the guide is sampled
 # exactly); `chain` only splits them so that R-hat is defined.
+#
+# The shipped model was last trained free-running (`cfg.free_running`): after the context its
+# model fed its own forecast back, so its prior after frame 4 read the encoding of its own means
+# rather than the true frames. This notebook asks what each *true* frame tells the model, so it
+# scores the sequences teacher-forced, every frame on the true frames before it:
+# `svg.teacher_forcing()` (the prior of `z_t` has then seen `x_{0:t-1}` at every `t`).
 
 # %%
 from svg_pyro.analysis import to_inference_data
 
 S = 4 if SMALL else 24  # sequences in the InferenceData
-idata = to_inference_data(
-    svg, x[:S], n_draws=3 if SMALL else 10, chains=2, seed=0, predictive="summary"
-)
+with svg.teacher_forcing():
+    idata = to_inference_data(
+        svg, x[:S], n_draws=3 if SMALL else 10, chains=2, seed=0, predictive="summary"
+    )
 idata
 
 # %% [markdown]
@@ -115,9 +122,9 @@ pd.concat(
 # something the past did not: that dimension carries information. In the run stored here the
 # model uses five of its ten dimensions (1, 3, 5, 8 and 9, the ones whose posterior mean varies
 # above); the others stay at the prior, which is nearly a point at 0 for them. At the frame after
-# the hit the prior's sd of `z[8]` grows five-fold (0.11 to 0.57: it cannot know the new
+# the hit the prior's sd of `z[8]` grows four-fold (0.14 to 0.57: it cannot know the new
 # direction) and the posterior, which has seen the frame, pins it down (sd 0.03) far from the
-# prior's mean (1.26 against 0.42). The forest plot shows the
+# prior's mean (1.33 against 0.48). The forest plot shows the
 # busiest dimension over the whole sequence (94% intervals of the draws); dashed lines in the
 # second figure mark the frames with a wall hit.
 
@@ -156,7 +163,7 @@ plt.show()
 # KL of the frames `t = f + k` around it, leaving out the first 2 frames (where the prior
 # has seen too little to know any velocity). A hit in frame `f` clamps the digit to the wall
 # there; its new direction shows in frame `f + 1`. In the stored run the KL at `f + 1` is more
-# than twice its average over all frames (6.8 against 2.8 nats), the hit frame itself a little
+# than twice its average over all frames (6.9 against 3.1 nats), the hit frame itself a little
 # above it, and the frames around them at the average: the posterior has to encode the new
 # direction, and nothing else in the motion is news.
 
@@ -194,7 +201,7 @@ print(f"KL over all frames after the burn-in: {kl_all:.2f} nats")
 # as a ROC AUC (0.5: no better than chance; 1: every step after a hit has a larger sigma than
 # every other step). `lag=1` labels `z_t` with a hit in frame `t - 1`, the last frame its prior
 # saw. `svg-pyro analyze collisions --checkpoint smmnist-lp-nf16-prev` runs the same from the
-# command line; docs/RESULTS.md reports 0.947 on 1000 sequences (0.978 with a burn-in of 2).
+# command line; docs/RESULTS.md reports 0.962 on 1000 sequences (0.977 with a burn-in of 2).
 
 # %%
 from svg_pyro.analysis import collision_analysis, plot_collisions
@@ -306,9 +313,10 @@ display(Image(filename=str(save_png("runs/nb02/what_if.png", stack_rows(grids, g
 
 # %%
 F_SEQ = 2 if SMALL else 6
-fc = to_inference_data(
-    svg, x[:F_SEQ], n_draws=2 if SMALL else 20, seed=1, forecast_context=P, predictive="frames"
-)
+with svg.teacher_forcing():  # the forecasts are the same either way: they see P frames only
+    fc = to_inference_data(
+        svg, x[:F_SEQ], n_draws=2 if SMALL else 20, seed=1, forecast_context=P, predictive="frames"
+    )
 x_fc = fc.posterior_predictive["x_forecast"]  # chain, draw, sequence, forecast_time, c, h, w
 print(dict(x_fc.sizes))
 truth_fc = fc.observed_data["x"].sel(time=x_fc["forecast_time"].values)
@@ -330,8 +338,9 @@ plt.show()
 # A posterior predictive check on one statistic of a frame, its share of bright pixels (> 0.5,
 # the digits' strokes): `az.plot_ppc` draws its distribution over the observed future frames
 # against that of each draw's forecasts. Forecasts that blur or fade lose bright pixels; in the
-# stored run they have as many as the true frames (0.046 against 0.045 per frame): what they
-# lose is the digits' shapes, not their ink.
+# stored run they have fewer than the true frames (0.039 against 0.045 per frame): where the
+# model is unsure it draws fainter digits (its free-running training pays for a wrong position
+# less with faint strokes), besides losing the digits' shapes.
 
 # %%
 bright = lambda v: (v > 0.5).mean(axis=(-3, -2, -1))  # noqa: E731

@@ -140,7 +140,8 @@ PREV16 = dict(NF16, skip_source="previous")
 WIDTHS = {
     "smmnist-lp-nf16": NF16,
     "smmnist-det-nf16": NF16,
-    "smmnist-lp-nf16-prev": PREV16,
+    # the default was last fine-tuned free-running over 20 predicted frames (its card)
+    "smmnist-lp-nf16-prev": dict(PREV16, free_running=True, n_future=20),
     "smmnist-det-nf16-prev": PREV16,
 }
 
