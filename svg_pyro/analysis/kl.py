@@ -17,6 +17,7 @@ Indexing: frames are ``x_0..x_{T-1}``; latents ``z_1..z_{T-1}``, ``z_t`` explain
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -172,9 +173,9 @@ def run_kl(
     if not 2 <= frames <= x.shape[1]:
         raise ValueError(f"--frames must be in 2..{x.shape[1]} (the test set's), got {frames}")
     x = to_float(x[:, :frames], "cpu")
-    if teacher_forced:
-        svg.config.free_running = False  # a model of its own, loaded here
-    kl, per_dim, methods = kl_per_frame(svg, x, batch_size, seed=seed, progress=progress)
+    with svg.teacher_forcing() if teacher_forced else contextlib.nullcontext():
+        kl, per_dim, methods = kl_per_frame(svg, x, batch_size, seed=seed, progress=progress)
+        scoring = svg.scoring()
     n = len(kl)
     half = 1.96 * kl.std(0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(kl.shape[1])
     report: dict[str, Any] = {
@@ -186,7 +187,7 @@ def run_kl(
         "sequences": n,
         "frames": frames,
         "seed": seed,
-        "setting": f"{svg.scoring()}, BatchNorm in eval mode (saved statistics)",
+        "setting": f"{scoring}, BatchNorm in eval mode (saved statistics)",
         "method": "+".join(sorted(methods)),
         "kl_per_frame": float(kl.mean()),
         "kl_per_sequence": float(kl.sum(1).mean()),
