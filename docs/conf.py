@@ -8,6 +8,7 @@ so the site reads like theirs; and myst-nb renders the notebooks' stored outputs
 Markdown pages (``docs/*.md``, the ones GitHub shows too) without pandoc or a kernel.
 """
 
+import pydoc
 import shutil
 import sys
 from pathlib import Path
@@ -35,12 +36,19 @@ for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
     shutil.copy(nb, NOTEBOOKS / nb.name)
 
 myst_heading_anchors = 3  # links to a page's section: PERFORMANCE.md#held-out-evaluation
+# $...$ and $$...$$ are maths (MathJax on the site; GitHub renders the same Markdown)
+myst_enable_extensions = ["dollarmath"]
 
 # Every object is documented where it is defined; public_api checks that every name of
 # svg_pyro.__all__ and of each public module's __all__ is, and that every public module is here.
 autodoc_default_options = {"members": True, "ignore-module-all": True, "member-order": "bysource"}
 autodoc_typehints = "signature"
 autodoc_class_signature = "separated"
+# Each class shows its own docs only: the class docstring (not __init__'s), and no text a method
+# inherits from torch or another package, such as nn.Module's "Initialize internal Module state"
+# under a constructor or "Define the computation performed at every call" under a forward
+# (_foreign_docstring below). A method that inherits the docs of one of ours keeps them.
+autoclass_content = "class"
 
 exclude_patterns = ["_build", "_ext", "README.md"]
 html_theme = "pydata_sphinx_theme"
@@ -52,6 +60,10 @@ html_theme_options = {
     "footer_end": ["sphinx-version"],
 }
 html_static_path: list[str] = []
+# No primary (left) sidebar on pages without subpages: it would be empty and take the width that
+# wide tables need. Only the API reference's pages have a section to list there.
+html_sidebars = {page.stem: [] for page in DOCS.glob("*.md") if page.stem != "index"}
+html_sidebars["notebooks/*"] = []
 
 
 def _notebook_links(app, docname, source):
@@ -60,5 +72,23 @@ def _notebook_links(app, docname, source):
     source[0] = source[0].replace("](../notebooks/", "](notebooks/")
 
 
+def _foreign_docstring(app, what, name, obj, options, lines):
+    """Drop the docstring autodoc found for a method or class of ours on a base class of another
+    package (torch's nn.Module, object, ...): the entry stays, with its signature, without it."""
+    if what not in ("class", "method", "function") or getattr(obj, "__doc__", None) is not None:
+        return  # documented itself
+    owner, _, attr = name.rpartition(".")
+    cls = obj if what == "class" else pydoc.locate(owner)
+    if not isinstance(cls, type):
+        return
+    for base in cls.__mro__[1:]:
+        found = base if what == "class" else base.__dict__.get(attr)
+        if getattr(found, "__doc__", None):
+            if not base.__module__.startswith("svg_pyro"):
+                lines.clear()
+            return
+
+
 def setup(app):
     app.connect("source-read", _notebook_links)
+    app.connect("autodoc-process-docstring", _foreign_docstring)

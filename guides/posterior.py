@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyro
 import torch
@@ -11,10 +11,8 @@ from pyro.infer.util import is_validation_enabled
 from torch import nn
 
 from svg_pyro.config import SVGConfig
+from svg_pyro.models.networks import Networks, check_frames, encode
 from svg_pyro.models.priors import gaussian_rnn, gaussian_steps
-
-if TYPE_CHECKING:
-    from svg_pyro.svg import SVG
 
 GUIDE_NETWORKS = ("encoder", "posterior")
 
@@ -31,15 +29,15 @@ class Posterior(nn.Module):
         return gaussian_steps(mu, logvar), state
 
 
-def posterior_latents(svg: SVG, h_next: torch.Tensor) -> list[torch.Tensor]:
+def posterior_latents(nets: Networks, h_next: torch.Tensor) -> list[torch.Tensor]:
     """Sites ``z_1..z_L`` from q(z_t | x_{1:t}) given ``h_next = Enc(x_{1:L})`` ``[N, L, ...]``;
     returns the L draws ``[N, *latent_shape]``. Call it under ``pyro.plate("sequences", N)``."""
-    steps, _ = svg.posterior(h_next)
-    with poutine.scale(scale=svg.config.kl_scale):
+    steps, _ = nets.posterior(h_next)
+    with poutine.scale(scale=nets.config.kl_scale):
         return [pyro.sample(f"z_{t}", steps[t - 1]) for t in range(1, h_next.shape[1] + 1)]
 
 
-def guide(svg: SVG, frames: torch.Tensor, n_future: int = 0) -> None:
+def guide(nets: Networks, frames: torch.Tensor, n_future: int = 0) -> None:
     """Sample ``z_1..z_{P-1}`` from q(z_t | x_{1:t}) for the observed ``frames [B, P, C, H, W]``.
 
     Same sites, plate and KL scale as :func:`svg_pyro.models.model`; the latents of the
@@ -47,12 +45,14 @@ def guide(svg: SVG, frames: torch.Tensor, n_future: int = 0) -> None:
     guide=guide)`` is the paper's sampling scheme). The deterministic model has no latent, so its
     guide samples nothing.
     """
-    if svg.posterior is None:
+    if nets.posterior is None:
         return
-    svg.check_frames(frames, check_values=is_validation_enabled(), min_frames=1 if n_future else 2)
-    svg.register_with_pyro(*GUIDE_NETWORKS)
+    check_frames(
+        nets.config, frames, check_values=is_validation_enabled(), min_frames=1 if n_future else 2
+    )
+    nets.register_with_pyro(*GUIDE_NETWORKS)
     if frames.shape[1] < 2:
         return
-    h, _ = svg.encode(frames)
+    h, _ = encode(nets, frames)
     with pyro.plate("sequences", frames.shape[0]):
-        posterior_latents(svg, h[:, 1:])
+        posterior_latents(nets, h[:, 1:])

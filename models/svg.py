@@ -20,15 +20,15 @@ sequence, and the decoder once on all predicted frames. Only the future frames s
 one :func:`frame_step` each. With ``n_future=0`` (training) the model is exactly the batched
 teacher-forced one.
 
-Free-running training (``config.free_running``, not the paper's): with ``n_future=0`` and
-``frames [B, T, ...]``, ``T > n_past``, only the first ``n_past`` frames are teacher-forced; frames
-``n_past..T-1`` are generated as above (``x_hat_t`` fed back) with their ``x_t`` observed, so
-the model is scored on the rollout it forecasts with. The guide is unchanged (its ``z_t`` read
-the true frames).
-
-Skip maps: with ``n_future=0`` the decoder takes the skips that :meth:`SVG.skip_index` names for
+Skip maps: with ``n_future=0`` the decoder takes the skips that :func:`~svg_pyro.models.networks.
+skip_index` names for
 the configured ``n_past`` (training); with ``n_future > 0`` the observed frames are the context
-and the skips are those of a context of P frames, as :meth:`SVG.generate` uses them.
+and the skips are those of a context of P frames, as :meth:`svg_pyro.SVG.generate` uses them.
+
+The model takes its networks as its first argument (any :class:`~svg_pyro.models.networks.
+Networks`, such as :class:`svg_pyro.SVG`, whose ``model`` method binds them); training choices
+such as free-running training (:class:`svg_pyro.elbo.SVGLoss`) are handlers around it, so this
+is the paper's model whatever the training.
 
 The latent sites sit under ``poutine.scale(config.kl_scale)``, which with the Normal likelihood
 reproduces the paper's ``beta`` (see :attr:`svg_pyro.config.SVGConfig.kl_scale`). Forecasting
@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyro
 import pyro.distributions as dist
@@ -57,10 +57,15 @@ from pyro.ops.provenance import (
 )
 
 from svg_pyro.models.batching import fold, leading_shape, outer_plate_shape, tile, unfold_dist
+from svg_pyro.models.networks import (
+    Networks,
+    check_frames,
+    decode,
+    encode,
+    skip_index,
+    skips_follow_frames,
+)
 from svg_pyro.skipshare import decode_with_skip_terms, skip_terms
-
-if TYPE_CHECKING:
-    from svg_pyro.svg import SVG
 
 MODEL_NETWORKS = ("encoder", "decoder", "predictor", "prior")
 
@@ -86,7 +91,7 @@ class Carry:
 
 
 def context_carry(
-    svg: SVG,
+    nets: Networks,
     h: torch.Tensor,
     skips: list[torch.Tensor],
     prior_state: Any = None,
@@ -96,13 +101,14 @@ def context_carry(
 ) -> Carry:
     """The carry after a context of P frames: ``h [B, P, ...]`` and ``skips [B, P, ...]`` of the
     context, the LSTM states after it (for ``n_samples * B`` sequences). The skip maps are those
-    of frame :meth:`SVG.skip_index` ``(P, P)``; with ``share_skips`` and a fixed skip frame, their
-    share of the decoder is computed once, on the B sequences, for all samples."""
+    of frame :func:`~svg_pyro.models.networks.skip_index` ``(P, P)``; with ``share_skips`` and a
+    fixed skip frame, their share of the decoder is computed once, on the B sequences, for all
+    samples."""
     p = h.shape[1]
-    skip = [s[:, svg.skip_index(p, p)] for s in skips]
+    skip = [s[:, skip_index(nets.config, p, p)] for s in skips]
     terms = None
-    if svg.share_skips and not svg.skips_follow_frames:  # same skips throughout
-        terms = skip_terms(svg.decoder, skip)
+    if nets.share_skips and not skips_follow_frames(nets.config):  # same skips throughout
+        terms = skip_terms(nets.decoder, skip)
 
     def tile(x: torch.Tensor) -> torch.Tensor:  # [B, ...] -> [K*B, ...], sample-major
         if n_samples == 1:
@@ -114,67 +120,62 @@ def context_carry(
     )
 
 
-def frame_step(
-    svg: SVG, t: int, carry: Carry, pixel_site: bool = True, obs: torch.Tensor | None = None
-) -> torch.Tensor:
+def frame_step(nets: Networks, t: int, carry: Carry, pixel_site: bool = True) -> torch.Tensor:
     """Generate frame ``t`` of N sequences; returns ``x_hat_t [N, C, H, W]`` and advances
     ``carry`` to frame ``t + 1`` (the mean is encoded and fed back).
 
     Sites: ``z_t`` from the prior (KL-scaled; absent if deterministic), ``x_hat_t``
-    (deterministic), and with ``pixel_site`` ``x_t ~ Normal(x_hat_t, obs_sigma)``, observed as
-    ``obs [B, C, H, W]`` when given (free-running training), else not observed.
+    (deterministic), and with ``pixel_site`` ``x_t ~ Normal(x_hat_t, obs_sigma)``, not observed
+    (a handler such as ``poutine.condition`` observes it: free-running training does).
     Call it under a ``pyro.plate("sequences", N)``, or with ``carry.site_shape = (*S, B)`` under
     the plates of those sizes (the sites then have batch ``[*S, B]``). This is the one frame
-    loop: the model's forecast and :meth:`SVG.generate` both run it.
+    loop: the model's forecast and :meth:`svg_pyro.SVG.generate` both run it.
     """
     shape = carry.site_shape
     inp = carry.h_prev
-    if svg.prior is not None:
-        steps, carry.prior_state = svg.prior(carry.h_prev, carry.prior_state)
-        with poutine.scale(scale=svg.config.kl_scale):
+    if nets.prior is not None:
+        steps, carry.prior_state = nets.prior(carry.h_prev, carry.prior_state)
+        with poutine.scale(scale=nets.config.kl_scale):
             z = pyro.sample(f"z_{t}", unfold_dist(steps[0], shape))
         if shape is not None:
-            z = fold(z, shape[:-1], shape[-1], len(svg.config.latent_shape))
+            z = fold(z, shape[:-1], shape[-1], len(nets.config.latent_shape))
         inp = torch.cat([inp, z[:, None].to(inp.dtype)], 2)
-    g, carry.predictor_state = svg.predictor(inp, carry.predictor_state)
+    g, carry.predictor_state = nets.predictor(inp, carry.predictor_state)
     if carry.terms is not None:
-        x = decode_with_skip_terms(svg.decoder, g[:, 0], carry.terms)
+        x = decode_with_skip_terms(nets.decoder, g[:, 0], carry.terms)
     else:
-        x = svg.decoder(g[:, 0], carry.skip)
+        x = nets.decoder(g[:, 0], carry.skip)
     if shape is not None:
         x = x.reshape(*shape, *x.shape[1:])
     x = pyro.deterministic(f"x_hat_{t}", x, event_dim=3)
     if pixel_site:
-        pyro.sample(f"x_{t}", dist.Normal(x.float(), svg.config.obs_sigma).to_event(3), obs=obs)
+        pyro.sample(f"x_{t}", dist.Normal(x.float(), nets.config.obs_sigma).to_event(3))
     return x if shape is None else fold(x, shape[:-1], shape[-1], 3)
 
 
-def feed_back(svg: SVG, x: torch.Tensor, carry: Carry) -> None:
+def feed_back(nets: Networks, x: torch.Tensor, carry: Carry) -> None:
     """Encode the generated mean ``x [N, C, H, W]`` as the next step's input (and, with
     ``skip_source="previous"``, take its skip maps)."""
-    h, skips = svg.encoder(x)
+    h, skips = nets.encoder(x)
     carry.h_prev = h[:, None]
-    if svg.skips_follow_frames:  # skip_index(t + 1) = t: this frame's maps
+    if skips_follow_frames(nets.config):  # skip_index(t + 1) = t: this frame's maps
         carry.skip, carry.terms = skips, None
 
 
 def rollout(
-    svg: SVG,
+    nets: Networks,
     carry: Carry,
     first: int,
     n_future: int,
     pixel_sites: bool = True,
-    targets: torch.Tensor | None = None,
 ) -> list[torch.Tensor]:
     """Frames ``first .. first + n_future - 1`` by :func:`frame_step`: a list of ``[N, C, H, W]``
-    means (the last one is not encoded: nothing reads it). ``targets [B, n_future, C, H, W]``,
-    when given, are the observed values of their pixel sites."""
+    means (the last one is not encoded: nothing reads it)."""
     out = []
-    for i, t in enumerate(range(first, first + n_future)):
-        obs = None if targets is None else targets[:, i]
-        out.append(frame_step(svg, t, carry, pixel_site=pixel_sites, obs=obs))
+    for t in range(first, first + n_future):
+        out.append(frame_step(nets, t, carry, pixel_site=pixel_sites))
         if t + 1 < first + n_future:
-            feed_back(svg, out[-1], carry)
+            feed_back(nets, out[-1], carry)
     return out
 
 
@@ -202,7 +203,7 @@ def frame_means(x_mean: torch.Tensor, z: list[torch.Tensor]) -> list[torch.Tenso
     ]
 
 
-def model(svg: SVG, frames: torch.Tensor, n_future: int = 0) -> torch.Tensor:
+def model(nets: Networks, frames: torch.Tensor, n_future: int = 0) -> torch.Tensor:
     """Score ``frames [B, P, C, H, W]`` and forecast ``n_future`` frames after them.
 
     Returns the means of frames ``1..P+F-1``: ``[*S, B, P-1+F, C, H, W]`` (teacher-forced for
@@ -213,49 +214,44 @@ def model(svg: SVG, frames: torch.Tensor, n_future: int = 0) -> torch.Tensor:
     """
     if n_future < 0:
         raise ValueError(f"need n_future >= 0, got {n_future}")
-    svg.check_frames(frames, check_values=is_validation_enabled(), min_frames=1 if n_future else 2)
-    svg.register_with_pyro(*MODEL_NETWORKS)
+    check_frames(
+        nets.config, frames, check_values=is_validation_enabled(), min_frames=1 if n_future else 2
+    )
+    nets.register_with_pyro(*MODEL_NETWORKS)
     batch, steps = frames.shape[0], frames.shape[1]
-    h, skips = svg.encode(frames)
-    targets = None
-    if not n_future and svg.config.free_running and steps > svg.config.n_past:
-        # free-running training: the frames after the first n_past are generated (their means
-        # fed back) and observed, the context is teacher-forced
-        steps = svg.config.n_past
-        targets, n_future = frames[:, steps:], frames.shape[1] - steps
-        h, skips = h[:, :steps], [s[:, :steps] for s in skips]
+    h, skips = encode(nets, frames)
     n_past = steps if n_future else None  # forecasting: the observed frames are the context
     h_prev = h[:, :-1]
     prior_state = predictor_state = None
-    event = len(svg.config.latent_shape)
+    event = len(nets.config.latent_shape)
     lead: tuple[int, ...] = ()  # the latents' leading dims S: the networks run on S x B
     with pyro.plate("sequences", batch):
         z = []
-        if steps > 1 and svg.prior is not None:
-            prior_steps, prior_state = svg.prior(h_prev)
-            with poutine.scale(scale=svg.config.kl_scale):
+        if steps > 1 and nets.prior is not None:
+            prior_steps, prior_state = nets.prior(h_prev)
+            with poutine.scale(scale=nets.config.kl_scale):
                 z = [pyro.sample(f"z_{t}", prior_steps[t - 1]) for t in range(1, steps)]
             lead = leading_shape(z, event)
-        if n_future and svg.prior is not None:  # the forecast's latents fill the outer plates
+        if n_future and nets.prior is not None:  # the forecast's latents fill the outer plates
             lead = tuple(torch.broadcast_shapes(lead, outer_plate_shape()))
         if steps > 1:  # the observed frames, teacher-forced
             inp = tile(h_prev, lead)
             if z:
                 z_flat = torch.stack([fold(v, lead, batch, event) for v in z], 1)
                 inp = torch.cat([inp, z_flat.to(h.dtype)], 2)
-            g, predictor_state = svg.predictor(inp)
-            x_mean = svg.decode(g, [tile(s, lead) for s in skips], first_target=1, n_past=n_past)
+            g, predictor_state = nets.predictor(inp)
+            x_mean = decode(nets, g, [tile(s, lead) for s in skips], first_target=1, n_past=n_past)
             x_mean = x_mean.reshape(*lead, batch, *x_mean.shape[1:])
-            sigma = svg.config.obs_sigma
+            sigma = nets.config.obs_sigma
             for t, mean in enumerate(frame_means(x_mean.float(), z), start=1):
                 pyro.sample(f"x_{t}", dist.Normal(mean, sigma).to_event(3), obs=frames[:, t])
         if not n_future:
             return x_mean
-        if lead and steps > 1 and svg.prior is not None:  # its state for the S x B rollouts
-            _, prior_state = svg.prior(tile(h_prev, lead))
+        if lead and steps > 1 and nets.prior is not None:  # its state for the S x B rollouts
+            _, prior_state = nets.prior(tile(h_prev, lead))
         carry = context_carry(
-            svg, h, skips, prior_state, predictor_state, math.prod(lead), (*lead, batch)
+            nets, h, skips, prior_state, predictor_state, math.prod(lead), (*lead, batch)
         )
-        future = torch.stack(rollout(svg, carry, steps, n_future, targets=targets), 1)
+        future = torch.stack(rollout(nets, carry, steps, n_future), 1)
         future = future.reshape(*lead, batch, *future.shape[1:])
     return torch.cat([x_mean, future], -4) if steps > 1 else future

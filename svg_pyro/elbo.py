@@ -13,17 +13,45 @@ With ``obs_sigma = s`` and P values per frame, the loss of one sequence is::
 i.e. the paper's objective times ``P / (2 s^2)`` plus a constant. At the default
 ``s = 1/sqrt(2)`` the factor is P (4096 for one-channel 64x64 frames) and the constant is
 ``(T - 1) * P / 2 * log(pi)``.
+
+Free-running training (``SVGLoss(svg, free_running=True)``, ``--free-running true``) changes the
+objective, not the model: :func:`free_running` conditions the model's own forecast on the true
+frames, as Pyro's ``contrib.forecast`` conditions its models.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
+from pyro import poutine
 from pyro.distributions.util import scale_and_mask
 from pyro.infer import TraceMeanField_ELBO
 from torch import nn
 from torch.distributions import kl_divergence
 
 from svg_pyro.svg import SVG
+
+
+def free_running(model: Callable[..., torch.Tensor], n_past: int) -> Callable[..., torch.Tensor]:
+    """The model of free-running training, for ``model`` = ``svg.model``.
+
+    ``conditioned(frames [B, T, C, H, W])`` runs ``model(frames[:, :n_past], n_future=T -
+    n_past)`` under ``poutine.condition`` with the pixel sites ``x_t`` of the frames after the
+    context observed at the true frames: the context is teacher-forced, every later frame is
+    generated from the decoded means fed back (as :meth:`svg_pyro.SVG.generate` forecasts) and
+    scored at the truth. Run with ``svg.guide`` on all T frames, the latents after the context
+    are the posterior's, read from the true frames. With ``T <= n_past`` it is ``model(frames)``.
+    """
+
+    def conditioned(frames: torch.Tensor) -> torch.Tensor:
+        steps = frames.shape[1]
+        if steps <= n_past:
+            return model(frames)
+        truth = {f"x_{t}": frames[:, t] for t in range(n_past, steps)}
+        return poutine.condition(model, data=truth)(frames[:, :n_past], n_future=steps - n_past)
+
+    return conditioned
 
 
 class SVGELBO(TraceMeanField_ELBO):
@@ -101,13 +129,17 @@ class SVGLoss(nn.Module):
     ``svg.parameters()``: the networks are not registered with Pyro's param store while it runs
     (:meth:`svg_pyro.svg.SVG.param_registration`), since nothing here reads the store.
 
+    ``free_running=True`` scores the frames after ``svg.config.n_past`` as the model forecasts
+    them (:func:`free_running`) instead of teacher-forcing them; the guide is the same.
+
     ``last_terms`` after a call: per-sequence (batch-mean) detached tensors ``loss``
     (``recon + beta * kl``, the paper's objective), ``recon``, ``kl`` and ``neg_elbo``.
     """
 
-    def __init__(self, svg: SVG, num_particles: int = 1):
+    def __init__(self, svg: SVG, num_particles: int = 1, free_running: bool = False):
         super().__init__()
         self.svg = svg
+        self.free_running = free_running
         self.elbo = SVGELBO(
             num_particles=num_particles,
             vectorize_particles=num_particles > 1,
@@ -117,7 +149,10 @@ class SVGLoss(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         with self.svg.shared_encoding(), self.svg.param_registration(False):
-            loss = self.elbo.differentiable_loss(self.svg.model, self.svg.guide, frames)
+            model = self.svg.model
+            if self.free_running:
+                model = free_running(model, self.svg.config.n_past)
+            loss = self.elbo.differentiable_loss(model, self.svg.guide, frames)
         terms, b = self.elbo.last_terms, frames.shape[0]
         recon, kl = terms["sq_err"] / b, terms["kl"].to(frames.device) / b
         self.last_terms = {

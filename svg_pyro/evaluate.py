@@ -1,4 +1,5 @@
-"""``svg-pyro evaluate``: best / mean / worst-of-K SSIM and PSNR per future frame, the CRPS and
+"""Scoring sampled futures (``svg-pyro evaluate``, :mod:`svg_pyro.commands.evaluate`, runs
+:func:`run_evaluation`): best / mean / worst-of-K SSIM and PSNR per future frame, the CRPS and
 the energy score of the K samples, and IWAE.
 
 For every test sequence the first ``n_past`` frames are the context; each method draws
@@ -31,24 +32,20 @@ JSON).
 
 from __future__ import annotations
 
-import argparse
 import math
 import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyro
 import torch
 from tqdm.auto import tqdm
 
-from svg_pyro import options, signals, viz
-from svg_pyro.checkpoint import atomic_write_json, eval_protocol, load_checkpoint, load_model
-from svg_pyro.data import load_frames, to_float
-from svg_pyro.device import resolve_device
+from svg_pyro import signals
+from svg_pyro.data import to_float
 from svg_pyro.iwae import evaluate_iwae, iwae_summary
+from svg_pyro.loaded import load_trained
 from svg_pyro.metrics import (
     PSNR_CAP_DB,
     best_mean_worst,
@@ -58,7 +55,6 @@ from svg_pyro.metrics import (
     psnr,
     ssim,
 )
-from svg_pyro.rollout_bn import warn_if_statistics_of_true_frames
 from svg_pyro.svg import SVG, sampling_mode
 
 COPY_LAST = "copy-last"
@@ -202,7 +198,7 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-# -- the command ----------------------------------------------------------------------------------
+# -- a checkpoint on a test set --------------------------------------------------------------------
 def run_evaluation(
     checkpoint: str | Path,
     testset: str | Path,
@@ -229,10 +225,10 @@ def run_evaluation(
         raise ValueError(f"--n-samples must be >= 1, got {n_samples}")
     if iwae < 0:
         raise ValueError(f"--iwae must be >= 0, got {iwae}")
-    dev = resolve_device(device)
     paths = [Path(checkpoint), *[Path(c) for c in compare or []]]
-    p, f = eval_protocol(load_checkpoint(paths[0]), n_past, n_future)
-    frames = None
+    first = load_trained(paths[0], device, n_past, n_future)
+    p, f, dev = first.n_past, first.n_future, first.device
+    frames: np.ndarray | None = None
     methods: dict[str, Any] = {}
 
     def results(partial: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -254,26 +250,24 @@ def run_evaluation(
         return _finite(out if partial is None else {"partial": partial, **out})
 
     try:
-        for path in paths:
-            svg, ckpt = load_model(path, dev)
-            warn_if_statistics_of_true_frames(svg, ckpt, bn_train_mode)
+        for i, path in enumerate(paths):
+            run = first if i == 0 else load_trained(path, dev, p, f)
             if frames is None:
-                frames = load_frames(testset, p + f, sequences, svg.config.channels)
+                frames = run.testset(testset, sequences)
+            svg = run.svg
             name = svg.config.variant + ("-conv" if svg.config.rnn == "conv" else "")
             if name in methods:
                 name = f"{name}:{path.parent.name or path.stem}"
             generate, k = model_generator(svg, n_samples)
-            pyro.set_rng_seed(seed)
+            run.seed(seed)
             with sampling_mode(svg, bn_train_mode):
                 per_seq = evaluate_generator(
                     generate, frames, p, f, k, batch_size, dev, psnr_cap, progress, desc=name
                 )
-                entry = summarize(per_seq)
-                entry["samples"] = k
-                entry["checkpoint"] = str(path)
-                entry["step"] = int(ckpt.get("step", -1))
+                entry = {**summarize(per_seq), "samples": k, "checkpoint": str(path)}
+                entry["step"] = run.step
                 if iwae:
-                    pyro.set_rng_seed(seed)
+                    run.seed(seed)
                     sigma = svg.config.obs_sigma if obs_sigma is None else obs_sigma
                     tag = f"{name} iwae"
                     per = evaluate_iwae(
@@ -309,7 +303,7 @@ MARKDOWN_FRAMES = (1, 3, 5, 10, 15, 20)
 
 
 def _pm(value: float | None, ci: float | None, digits: int) -> str:
-    return _fmt(value, digits) + ("" if ci is None else f" +- {ci:.{digits}f}")
+    return format_score(value, digits) + ("" if ci is None else f" +- {ci:.{digits}f}")
 
 
 def markdown_tables(results: dict[str, Any], frames: tuple[int, ...] | None = None) -> str:
@@ -351,7 +345,9 @@ def markdown_tables(results: dict[str, Any], frames: tuple[int, ...] | None = No
                     what = f"{label} {name} {key}"
                 curve = res[metric][key]
                 lines.append(
-                    f"| {what} | " + " | ".join(_fmt(curve[t - 1], digits) for t in shown) + " |"
+                    f"| {what} | "
+                    + " | ".join(format_score(curve[t - 1], digits) for t in shown)
+                    + " |"
                 )
     for metric, label, digits in (("crps", "CRPS", 4), ("energy_score", "energy score", 2)):
         for name, res in methods.items():
@@ -359,120 +355,13 @@ def markdown_tables(results: dict[str, Any], frames: tuple[int, ...] | None = No
                 curve = res[metric]["per_frame"]
                 lines.append(
                     f"| {label} {name} | "
-                    + " | ".join(_fmt(curve[t - 1], digits) for t in shown)
+                    + " | ".join(format_score(curve[t - 1], digits) for t in shown)
                     + " |"
                 )
     return "\n".join(lines) + "\n"
 
 
-def _cap(text: str) -> float | None:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"the PSNR cap must be > 0 dB or inf, got {text!r}")
-    return None if math.isinf(value) else value
-
-
-def _fmt(value: float | None, digits: int) -> str:
+def format_score(value: float | None, digits: int) -> str:
+    """``value`` with ``digits`` decimals; ``inf`` for ``None`` (the JSON's null: an uncapped
+    PSNR of an exact copy)."""
     return "inf" if value is None else f"{value:.{digits}f}"
-
-
-def run(args: argparse.Namespace) -> int:
-    """``svg-pyro evaluate``: write the JSON (partial on a stop signal), optionally the plot."""
-    try:
-        return _evaluate_and_write(args)
-    except signals.Interrupted as err:
-        if err.partial is None:
-            print(
-                f"svg-pyro evaluate: stopped by {signals.signal_name(err.signum)} before any "
-                f"method was complete; nothing was written ({args.json} untouched)",
-                file=sys.stderr,
-            )
-            return err.exit_status
-        _write_results(args, err.partial)
-        missing = ", ".join(err.partial["partial"]["not_evaluated"])
-        print(
-            f"svg-pyro evaluate: stopped by {signals.signal_name(err.signum)}: wrote PARTIAL "
-            f'results to {args.json} (marked "partial"; not evaluated: {missing})',
-            file=sys.stderr,
-        )
-        return err.exit_status
-
-
-def _evaluate_and_write(args: argparse.Namespace) -> int:
-    results = options.call_with_args(run_evaluation, args)
-    out = _write_results(args, results)
-    if args.plot:
-        viz.plot_eval_curves(results, args.plot)
-    if args.markdown:
-        md = Path(args.markdown)
-        md.parent.mkdir(parents=True, exist_ok=True)
-        md.write_text(markdown_tables(results))
-    print(out)
-    return 0
-
-
-def _write_results(args: argparse.Namespace, results: dict[str, Any]) -> Path:
-    """Write the JSON (atomically: an interrupted write leaves no half file) and print a summary."""
-    out = atomic_write_json(results, args.json, indent=1)
-    for name, res in results["methods"].items():
-        s, q = res["ssim"]["avg"], res["psnr"]["avg"]
-        line = (
-            f"{name:>12}: SSIM best {_fmt(s['best'], 4)} mean {_fmt(s['mean'], 4)} | "
-            f"PSNR best {_fmt(q['best'], 2)} mean {_fmt(q['mean'], 2)}"
-        )
-        if "crps" in res:
-            line += (
-                f" | CRPS {res['crps']['avg']['mean']:.4f}"
-                f" ES {res['energy_score']['avg']['mean']:.3f}"
-            )
-        if "iwae" in res:
-            w = res["iwae"]
-            line += (
-                f" | IWAE({w['particles']}) {w['iwae_nats_per_frame']['mean']:.2f} nats/frame,"
-                f" {w['iwae_bits_per_dim']['mean']:.4f} bits/dim"
-            )
-        print(line, file=sys.stderr)
-    return out
-
-
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Register ``svg-pyro evaluate`` on the CLI's subparsers."""
-    p = sub.add_parser(
-        "evaluate",
-        help="best/mean/worst-of-K SSIM and PSNR, CRPS and energy score per frame (+ copy-last, "
-        "blank, IWAE)",
-    )
-    options.add_checkpoint(p, "checkpoint.pt of the model to evaluate")
-    p.add_argument("--testset", required=True, help=".npz test set (svg-pyro data ...)")
-    p.add_argument("--n-samples", type=int, default=100, help="samples per sequence (100)")
-    options.add_protocol(p)
-    p.add_argument("--compare", nargs="+", default=[], metavar="CKPT", help="more checkpoints")
-    p.add_argument("--json", required=True, help="where to write the results")
-    p.add_argument("--plot", default=None, help="PNG of the per-frame curves")
-    p.add_argument(
-        "--markdown",
-        default=None,
-        help="also write the results as Markdown tables (averages, and per predicted frame)",
-    )
-    p.add_argument(
-        "--iwae", type=int, default=0, metavar="K", help="IWAE bound with K particles (K=1: ELBO)"
-    )
-    p.add_argument("--obs-sigma", type=float, default=None, help="likelihood sigma for --iwae")
-    p.add_argument("--batch-size", type=int, default=16, help="sequences per batch (x K samples)")
-    p.add_argument("--sequences", type=int, default=None, help="use the first N test sequences")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
-    options.add_bn_train_mode(
-        p,
-        "BatchNorm in training mode when generating (batch statistics over all K x B samples "
-        "of a step; the original release normalised each sample's B frames separately)",
-    )
-    p.add_argument(
-        "--psnr-cap",
-        type=_cap,
-        default=PSNR_CAP_DB,
-        metavar="DB",
-        help=f"cap on PSNR of exact copies (default {PSNR_CAP_DB:g}; inf: none, null in JSON)",
-    )
-    options.add_device(p)
-    options.add_no_progress(p)
-    return p

@@ -35,15 +35,15 @@ import torch
 
 from svg_pyro import viz
 from svg_pyro.checkpoint import rng_state, seed_everything, set_rng_state
-from svg_pyro.config import EVAL_PROTOCOLS, SVGConfig, TrainConfig
+from svg_pyro.config import SVGConfig, TrainConfig, eval_protocol
 from svg_pyro.data import dataset_frames, to_float
 from svg_pyro.elbo import SVGLoss
 from svg_pyro.evaluate import blank, copy_last, evaluate_generator, model_generator
 from svg_pyro.rollout_bn import (
     CALIBRATION_SEED,
     context_batches,
-    recalibrate,
-    saved_statistics,
+    needs_recalibration,
+    recalibrated,
 )
 from svg_pyro.svg import SVG, sampling_mode
 
@@ -52,19 +52,11 @@ PREVIEW_SEQUENCES = 3
 PREVIEW_SAMPLES = 3
 
 
-def protocol(model_config: SVGConfig, train_config: TrainConfig) -> tuple[int, int]:
-    """``(n_past, n_future)`` of the held-out scores: the dataset's evaluation protocol."""
-    return EVAL_PROTOCOLS.get(train_config.dataset, (model_config.n_past, model_config.n_future))
-
-
-def heldout_frames(model_config: SVGConfig, train_config: TrainConfig, n_frames: int) -> np.ndarray:
+def heldout_frames(train_config: TrainConfig, n_frames: int) -> np.ndarray:
     """The fixed held-out set: uint8 ``[eval_sequences, n_frames, C, H, W]`` from the test split
     (drawn once per process and setting; the array is shared, do not modify it)."""
     c = train_config
-    return dataset_frames(
-        c.dataset, "test", c.eval_sequences, c.eval_seed, n_frames,
-        c.num_digits, c.deterministic_motion, c.mnist_root, c.data_root,
-    )  # fmt: skip
+    return dataset_frames(c.data, "test", c.eval_sequences, c.eval_seed, n_frames)
 
 
 @contextlib.contextmanager
@@ -89,25 +81,29 @@ class HeldOut:
         batch_size: int = 16,
     ):
         self.model_config, self.cfg, self.device = model_config, train_config, device
-        self.n_past, self.n_future = protocol(model_config, train_config)
+        self.n_past, self.n_future = eval_protocol(model_config, train_config.dataset)
         self.elbo_frames = model_config.seq_len
         n_frames = max(self.n_past + self.n_future, self.elbo_frames)
-        self.frames = heldout_frames(model_config, train_config, n_frames)
+        self.frames = heldout_frames(train_config, n_frames)
         self.batch_size = batch_size
         self._baselines: dict[str, float] | None = None
 
-    def rollout_statistics(self, svg: SVG) -> bool:
-        """Whether the scores use rollout BatchNorm statistics (``TrainConfig.heldout_bn``)."""
+    def statistics(self, svg: SVG) -> contextlib.AbstractContextManager:
+        """The BatchNorm statistics the scores use, for the length of a block
+        (``TrainConfig.heldout_bn``): the model's own, or (``"rollout"``, and ``"auto"`` for a
+        model that :func:`~svg_pyro.rollout_bn.needs_recalibration`) those of its forecasts from
+        :meth:`calibration`'s contexts."""
         mode = self.cfg.heldout_bn
-        return mode == "rollout" or (mode == "auto" and svg.skips_follow_frames)
+        if mode == "rollout" or (mode == "auto" and needs_recalibration(svg)):
+            frames = self.calibration()
+            contexts = context_batches(frames, self.n_past, self.batch_size, self.device)
+            return recalibrated(svg, contexts, self.n_future)
+        return contextlib.nullcontext()
 
     def calibration(self) -> np.ndarray:
         """The fixed training-split contexts of the rollout statistics (drawn once: cached)."""
         c = self.cfg
-        return dataset_frames(
-            c.dataset, "train", 2 * c.eval_sequences, CALIBRATION_SEED, self.n_past,
-            c.num_digits, c.deterministic_motion, c.mnist_root, c.data_root,
-        )  # fmt: skip
+        return dataset_frames(c.data, "train", 2 * c.eval_sequences, CALIBRATION_SEED, self.n_past)
 
     def baselines(self) -> dict[str, float]:
         """copy-last and blank best scores on the held-out set (computed once)."""
@@ -134,18 +130,14 @@ class HeldOut:
         t0 = time.perf_counter()
         row: dict[str, Any] = {"eval": True, "step": step}
         k = self.cfg.eval_samples
-        rollout = self.rollout_statistics(svg)
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(untouched_rng(self.cfg.eval_seed))
-            if rollout:
-                stack.enter_context(saved_statistics(svg))
-                contexts = context_batches(
-                    self.calibration(), self.n_past, self.batch_size, self.device
-                )
-                recalibrate(svg, contexts, self.n_future)
-            stack.enter_context(sampling_mode(svg))
-            stack.enter_context(pyro.validation_enabled(False))
-            loss_fn = SVGLoss(svg)
+        with (
+            untouched_rng(self.cfg.eval_seed),
+            self.statistics(svg),
+            sampling_mode(svg),
+            pyro.validation_enabled(False),
+        ):
+            rollout = svg.bn_statistics.of_forecasts
+            loss_fn = SVGLoss(svg, free_running=self.cfg.free_running)  # the training objective
             neg_elbo = kl = 0.0
             for i in range(0, len(self.frames), self.batch_size):
                 x = to_float(self.frames[i : i + self.batch_size, : self.elbo_frames], self.device)

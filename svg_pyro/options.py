@@ -1,6 +1,6 @@
 """Command-line options that several ``svg-pyro`` commands share, each defined once here.
 
-Every command module (see :mod:`svg_pyro.cli`) exposes ``add_parser(subparsers)`` and
+Every command module (see :mod:`svg_pyro.commands.cli`) exposes ``add_parser(subparsers)`` and
 ``run(args)``; the flags below are added by the commands that take them (argparse only: this
 module imports nothing of ours).
 """
@@ -12,15 +12,20 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+#: What every ``--checkpoint`` help ends with: shipped names work too, and where they are listed.
+SHIPPED_NAMES = "or a shipped model's name (`svg-pyro models` lists them)"
 
-def add_checkpoint(p: argparse.ArgumentParser, help: str = "checkpoint.pt") -> None:
-    """``--checkpoint`` (required): a checkpoint file or a shipped model's name."""
-    p.add_argument("--checkpoint", required=True, help=help)
+
+def add_checkpoint(p: argparse.ArgumentParser, what: str = "") -> None:
+    """``--checkpoint`` (required): a checkpoint file or a shipped model's name; ``what`` says
+    which model the command wants (e.g. ``"a latent model"``)."""
+    help = f"a checkpoint file (a run's checkpoint.pt), {SHIPPED_NAMES}"
+    p.add_argument("--checkpoint", required=True, help=help + (f"; {what}" if what else ""))
 
 
 def add_protocol(p: argparse.ArgumentParser) -> None:
     """``--n-past`` and ``--n-future`` (default: the evaluation protocol of the checkpoint's
-    dataset, :func:`svg_pyro.checkpoint.eval_protocol`)."""
+    dataset, :func:`svg_pyro.config.eval_protocol`)."""
     p.add_argument("--n-past", type=int, default=None, help="context frames (dataset protocol)")
     p.add_argument("--n-future", type=int, default=None, help="frames to predict (protocol)")
 

@@ -8,20 +8,23 @@ Each shipped model is one weights-only file ``svg_pyro/weights/NAME.pt`` (the mo
 file's sha256; a file whose hash differs is refused. A registered name is accepted wherever a
 checkpoint path is (``svg-pyro sample/evaluate/analyze --checkpoint smmnist-lp``):
 :func:`svg_pyro.checkpoint.load_checkpoint` resolves it here. The maintainers' command that
-writes these files is :mod:`svg_pyro.export_weights`.
+writes these files is :mod:`svg_pyro.commands.export_weights`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from svg_pyro.config import SVGConfig
+from svg_pyro.config import SVGConfig, moved_training_settings
 from svg_pyro.data import StochasticMovingMNIST
+from svg_pyro.errors import InputFileError, file_kind
+from svg_pyro.rollout_bn import record_statistics
 from svg_pyro.svg import SVG
 
 #: The shipped SVG-LP that the demo, the README and the notebooks show, and its deterministic
@@ -81,23 +84,72 @@ def weights_path(name: str, weights_dir: Path | None = None) -> Path:
     return path
 
 
+def read_torch_file(
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    noun: str = "an svg-pyro weights file",
+    hint: str = "a file written by `svg-pyro export-weights`",
+) -> Any:
+    """``torch.load(path, weights_only=True)``, or an :class:`~svg_pyro.errors.InputFileError`
+    in one line, ``"PATH is ..., not NOUN (HINT)"``, that says what the file is instead (empty,
+    truncated, an .npz test set, a text file; :func:`~svg_pyro.errors.file_kind`). A file that
+    holds Python objects other than tensors and plain values is refused, and nothing in it
+    runs."""
+    try:
+        with warnings.catch_warnings():  # torch's "please file an issue" on a newer pickle
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch's text would advise loading the file unsafely: not shown
+        kind = file_kind(path)
+        if kind == "a PyTorch file" and "weights only load failed" in str(err).lower():
+            raise InputFileError(
+                f"refusing to load {path}: it holds Python objects that would run code when "
+                f"loaded, not only tensors, so it is not {noun}"
+            ) from None
+        what = _KINDS.get(kind, f"is {kind}")
+        raise InputFileError(f"{path} {what}, not {noun} ({hint})") from None
+
+
+#: How a file that cannot be loaded is described, by its :func:`~svg_pyro.errors.file_kind`.
+_KINDS = {
+    "empty": "is empty (0 bytes)",
+    "truncated or damaged": "is truncated or damaged (was it copied only in part?)",
+    "an .npz archive": "is an .npz test set (for --testset)",
+    "a PyTorch file": "is damaged, or was written by a newer PyTorch",
+    "a binary file": "is not a PyTorch file",
+}
+
+
 def read_weights(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """A weights file as a checkpoint-like dict: ``model`` (fp32), ``config``, ``train_config``,
-    ``step`` and ``meta``."""
-    data = torch.load(path, map_location=map_location, weights_only=True)
+    ``step`` and ``meta``. A file that is not one raises
+    :class:`~svg_pyro.errors.InputFileError` (a ``ValueError``) in one line."""
+    data = read_torch_file(path, map_location)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an svg-pyro weights file ({FORMAT})")
+        raise InputFileError(f"{path} is not an svg-pyro weights file ({FORMAT})")
     data["model"] = {k: v.float() if v.is_floating_point() else v for k, v in data["model"].items()}
     return data
 
 
-def load_pretrained(name: str = DEFAULT, device: str | torch.device = "cpu"):
-    """The shipped model ``name`` (default :data:`DEFAULT`, the SVG-LP the demo shows) as an
-    :class:`~svg_pyro.svg.SVG` in eval mode (BatchNorm uses its saved statistics), on
-    ``device``."""
+def load_pretrained(name: str = DEFAULT, device: str | torch.device = "cpu") -> SVG:
+    """The shipped model ``name`` as an :class:`~svg_pyro.svg.SVG` in eval mode (BatchNorm uses
+    its saved statistics), on ``device``; its file is checked against the registry's sha256.
+
+    The shipped names, all trained on two-digit Stochastic Moving MNIST (64x64 frames, 5 context
+    frames): ``"smmnist-lp-nf16-prev"``, the default (:data:`DEFAULT`), SVG-LP with skips from
+    the previous frame; ``"smmnist-det-nf16-prev"`` (:data:`BASELINE`), its deterministic
+    baseline; ``"smmnist-lp-nf16"`` and ``"smmnist-det-nf16"``, the same widths with skips from
+    the last context frame; ``"smmnist-lp"`` and ``"smmnist-det"``, the first, smaller CPU
+    models. :func:`available` lists them (an unknown name's ``ValueError`` does too), and
+    :func:`model_card` gives each one's card: how it was trained and what it scores.
+
+    Returns an ``SVG`` whose ``generate(context, n_future, n_samples)`` takes context frames
+    ``[B, 5, 1, 64, 64]`` in [0, 1] and returns ``[n_samples, B, n_future, 1, 64, 64]``.
+    """
     data = read_weights(weights_path(name), map_location=device)
     svg = SVG(SVGConfig.from_dict(data["config"])).to(device)
     svg.load_state_dict(data["model"])
+    record_statistics(svg, data)  # svg.bn_statistics
     return svg.eval()
 
 
@@ -131,7 +183,10 @@ def weights_only(
         "format": FORMAT,
         "model": state,
         "config": SVGConfig.from_dict(checkpoint["config"]).to_dict(),
-        "train_config": dict(checkpoint.get("train_config") or {}),
+        "train_config": {
+            **(checkpoint.get("train_config") or {}),
+            **moved_training_settings(checkpoint["config"]),  # an older file's model field
+        },
         "step": int(checkpoint.get("step", -1)),
         "init_from": checkpoint.get("init_from"),
         "meta": dict(meta or {}),

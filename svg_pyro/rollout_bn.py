@@ -12,11 +12,16 @@ fade but makes each sequence's forecast depend on the others in its batch.
 :func:`recalibrate` re-estimates every running mean and variance on free-running forecasts
 from training-split contexts, as a cumulative average over all of them ("precise BatchNorm"):
 eval mode then normalises generated frames with statistics that have seen generated frames, each
-forecast depends on its own sequence only, and no learned weight changes. The trainer's held-out
-evaluation does this on a copy of the statistics for such models (``TrainConfig.heldout_bn``),
-and ``svg-pyro recalibrate-bn`` (:mod:`svg_pyro.rollout_bn_cli`) writes a checkpoint with them
-(what a shipped model of this kind stores). A model whose skips stay on a context frame does
-not need it (and measures slightly worse with it): see ``docs/evaluation.md``.
+forecast depends on its own sequence only, and no learned weight changes. :func:`recalibrated`
+does it for the length of a block (the trainer's held-out evaluation, ``TrainConfig.heldout_bn``),
+and ``svg-pyro recalibrate-bn`` (:mod:`svg_pyro.commands.recalibrate_bn`) writes a checkpoint
+with them (what a shipped model of this kind stores). A model whose skips stay on a context
+frame does not need it: see ``docs/evaluation.md``.
+
+The model records which statistics it holds: ``svg.bn_statistics``, a
+:class:`BatchNormStatistics` (of true frames, or of its forecasts with the calibration's
+details), set where a model is loaded (:func:`record_statistics`, which warns once when the
+model needs recalibrating) and by :func:`recalibrate`.
 """
 
 from __future__ import annotations
@@ -31,8 +36,8 @@ import pyro
 import torch
 from torch import nn
 
-from svg_pyro.data import dataset_frames, to_float
-from svg_pyro.svg import SVG
+from svg_pyro.data import to_float
+from svg_pyro.svg import FORECASTS, SVG, BatchNormStatistics, batchnorms
 
 #: Default size of the calibration: training sequences, forecasts per sequence, batch.
 CALIBRATION_SEQUENCES = 128
@@ -41,35 +46,26 @@ CALIBRATION_BATCH = 16
 CALIBRATION_SEED = 12345  # the training-split sequences drawn for it (not the run's seed)
 
 
-def batchnorms(svg: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    """Every BatchNorm layer of ``svg`` (encoder and decoder)."""
-    return [m for m in svg.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+def needs_recalibration(svg: SVG) -> bool:
+    """The rule: a model that takes its skips from the frames it generates (``skip_source=
+    "previous"``) needs BatchNorm statistics of its own forecasts to forecast in eval mode."""
+    return svg.skips_follow_frames and not svg.bn_statistics.of_forecasts
 
 
-def rollout_calibration(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
-    """The calibration a checkpoint's ``meta`` records (``svg-pyro recalibrate-bn``), if its
-    BatchNorm statistics are rollout statistics; else ``None``."""
-    batchnorm = (checkpoint.get("meta") or {}).get("batchnorm") or {}
-    return batchnorm if batchnorm.get("statistics") == "rollout" else None
-
-
-def warn_if_statistics_of_true_frames(
-    svg: SVG, checkpoint: dict[str, Any], bn_train_mode: bool = False
-) -> bool:
-    """Warn (and return True) when ``svg`` takes its skips from generated frames but its
-    BatchNorm statistics are those of true frames (``checkpoint`` has no rollout calibration in
-    its ``meta``) and it is about to forecast in eval mode: its forecasts may fade to black."""
-    if not svg.skips_follow_frames or bn_train_mode:
-        return False
-    if rollout_calibration(checkpoint) is not None:
-        return False
-    warnings.warn(
-        "this model takes its skips from the previous frame and its BatchNorm statistics are "
-        "those of true frames: in eval mode its forecasts may fade to black (which raises SSIM on "
-        "SM-MNIST). Recalibrate it first: svg-pyro recalibrate-bn (docs/evaluation.md).",
-        stacklevel=2,
-    )
-    return True
+def record_statistics(svg: SVG, checkpoint: dict[str, Any], warn: bool = True) -> SVG:
+    """Set ``svg.bn_statistics`` to those of ``checkpoint`` (the one it was loaded from) and,
+    with ``warn``, warn once if it :func:`needs_recalibration`: in eval mode its forecasts may
+    fade to black. Returns ``svg``."""
+    svg.bn_statistics = BatchNormStatistics.of_checkpoint(checkpoint)
+    if warn and needs_recalibration(svg):
+        warnings.warn(
+            "this model takes its skips from the previous frame and its BatchNorm statistics are "
+            "those of true frames: in eval mode its forecasts may fade to black (which raises "
+            "SSIM on SM-MNIST). Recalibrate it first: svg-pyro recalibrate-bn "
+            "(docs/evaluation.md); --bn-train-mode samples with batch statistics instead.",
+            stacklevel=3,
+        )
+    return svg
 
 
 def _snapshot(norms: list[nn.modules.batchnorm._BatchNorm]) -> list[list[torch.Tensor]]:
@@ -87,23 +83,13 @@ def _restore(norms: list[nn.modules.batchnorm._BatchNorm], saved: list[list[torc
         m.num_batches_tracked.copy_(count)
 
 
-@contextlib.contextmanager
-def saved_statistics(svg: nn.Module) -> Iterator[None]:
-    """Every BatchNorm's running statistics and counter are put back on exit."""
-    norms = batchnorms(svg)
-    saved = _snapshot(norms)
-    try:
-        yield
-    finally:
-        _restore(norms, saved)
-
-
 @torch.no_grad()
 def recalibrate(
     svg: SVG,
     contexts: Iterable[torch.Tensor],
     n_future: int,
     n_samples: int = CALIBRATION_SAMPLES,
+    **details: Any,
 ) -> int:
     """Replace every BatchNorm's running statistics by those of forecasts from ``contexts``.
 
@@ -111,14 +97,15 @@ def recalibrate(
     model's device). Each is forecast ``n_future`` frames ahead, ``n_samples`` times, with
     BatchNorm in training mode and momentum ``None`` (a plain average over all the batches);
     context and generated frames both count, as both reach the encoder when it forecasts.
-    Returns the number of forecasts. The module's mode and momenta are restored; so are the old
-    statistics if no context came or the forecast raised.
+    Returns the number of forecasts, and records them in ``svg.bn_statistics`` (with
+    ``details``, e.g. the contexts' ``seed``). The module's mode and momenta are restored; so
+    are the old statistics if no context came or the forecast raised.
     """
     norms = batchnorms(svg)
     momenta = [m.momentum for m in norms]
     was_training = svg.training
     saved = _snapshot(norms)
-    n = 0
+    n = n_past = 0
     try:
         for m in norms:
             m.reset_running_stats()
@@ -128,6 +115,7 @@ def recalibrate(
             for context in contexts:
                 svg.generate(context, n_future, n_samples)
                 n += context.shape[0] * n_samples
+                n_past = context.shape[1]
         if n == 0:
             raise ValueError("recalibrate: no context batches were given")
     except BaseException:
@@ -137,7 +125,29 @@ def recalibrate(
         for m, mom in zip(norms, momenta):
             m.momentum = mom
         svg.train(was_training)
+    record = dict(statistics="rollout", forecasts=n, sequences=n // n_samples, samples=n_samples,
+                  n_past=n_past, n_future=n_future, **details)  # fmt: skip
+    svg.bn_statistics = BatchNormStatistics(FORECASTS, record)
     return n
+
+
+@contextlib.contextmanager
+def recalibrated(
+    svg: SVG,
+    contexts: Iterable[torch.Tensor],
+    n_future: int,
+    n_samples: int = CALIBRATION_SAMPLES,
+) -> Iterator[int]:
+    """Inside the block ``svg`` holds BatchNorm statistics of its own forecasts
+    (:func:`recalibrate`; ``as`` gets the number of forecasts) and ``svg.bn_statistics`` says so;
+    on exit its previous statistics, counters and record are put back."""
+    norms = batchnorms(svg)
+    saved, before = _snapshot(norms), svg.bn_statistics
+    try:
+        yield recalibrate(svg, contexts, n_future, n_samples)
+    finally:
+        _restore(norms, saved)
+        svg.bn_statistics = before
 
 
 def context_batches(
@@ -146,21 +156,3 @@ def context_batches(
     """``frames`` uint8 ``[N, T, C, H, W]`` as float batches ``[batch, n_past, C, H, W]``."""
     for i in range(0, len(frames), batch_size):
         yield to_float(frames[i : i + batch_size, :n_past], device)
-
-
-def training_frames(
-    train_config: dict[str, Any], sequences: int, n_frames: int, seed: int = CALIBRATION_SEED
-) -> np.ndarray:
-    """``sequences`` training-split sequences of the dataset a run trained on, uint8
-    ``[N, n_frames, C, H, W]`` (``train_config``: the checkpoint's ``train_config`` dict)."""
-    return dataset_frames(
-        train_config.get("dataset", "smmnist"),
-        "train",
-        sequences,
-        seed,
-        n_frames,
-        int(train_config.get("num_digits", 2)),
-        bool(train_config.get("deterministic_motion", False)),
-        train_config.get("mnist_root"),
-        train_config.get("data_root"),
-    )

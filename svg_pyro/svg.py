@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import pyro
 import torch
@@ -14,7 +16,7 @@ from torch import nn
 from svg_pyro.config import SVGConfig
 from svg_pyro.guides import Posterior, posterior_latents
 from svg_pyro.guides import guide as svg_guide
-from svg_pyro.models import build_prior
+from svg_pyro.models import build_prior, networks
 from svg_pyro.models import model as svg_model
 from svg_pyro.models.svg import context_carry, rollout
 from svg_pyro.nets import (
@@ -28,7 +30,43 @@ from svg_pyro.nets import (
     VGGEncoder,
     init_weights,
 )
-from svg_pyro.skipshare import decode_shared_skips
+
+
+def batchnorms(svg: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    """Every BatchNorm layer of ``svg`` (encoder and decoder): the one list of them."""
+    return [m for m in svg.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+TRUE_FRAMES = "true frames"
+FORECASTS = "forecasts"
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchNormStatistics:
+    """Which frames a model's BatchNorm running statistics were estimated on
+    (``svg.bn_statistics``).
+
+    ``frames``: :data:`TRUE_FRAMES` (what training leaves) or :data:`FORECASTS` (the model's own,
+    by :func:`recalibrate`); ``calibration``: for forecasts, how they were drawn, as a checkpoint's
+    ``meta["batchnorm"]`` records it (``statistics: "rollout"``, ``forecasts``, ``sequences``,
+    ``samples``, ``n_past``, ``n_future``, ``seed``).
+    """
+
+    frames: str = TRUE_FRAMES
+    calibration: dict[str, Any] | None = None
+
+    @property
+    def of_forecasts(self) -> bool:
+        return self.frames == FORECASTS
+
+    @classmethod
+    def of_checkpoint(cls, checkpoint: dict[str, Any]) -> BatchNormStatistics:
+        """The statistics a checkpoint's weights hold, from its ``meta`` (written by
+        ``svg-pyro recalibrate-bn``); those of true frames when it records none."""
+        record = (checkpoint.get("meta") or {}).get("batchnorm") or {}
+        if record.get("statistics") == "rollout":
+            return cls(FORECASTS, dict(record))
+        return cls()
 
 
 def build_frame_nets(config: SVGConfig) -> tuple[nn.Module, nn.Module]:
@@ -50,7 +88,15 @@ def build_frame_nets(config: SVGConfig) -> tuple[nn.Module, nn.Module]:
 
 
 class SVG(nn.Module):
-    """Stochastic Video Generation: networks, Pyro ``model``/``guide`` and ``generate``.
+    """Stochastic Video Generation: the networks of one model, with its Pyro ``model`` and
+    ``guide`` and the sampler ``generate``.
+
+    The module holds the networks (``encoder``, ``decoder``, ``predictor``, ``prior``,
+    ``posterior``) and ``config``, which says what the model *is*; the Pyro program they run
+    lives in :mod:`svg_pyro.models` and :mod:`svg_pyro.guides`, as functions of these networks,
+    and the methods here bind them. How a model is trained (teacher-forced or free-running
+    frames, weight averaging, warm-up) is the training's (:class:`svg_pyro.config.TrainConfig`,
+    :class:`svg_pyro.elbo.SVGLoss`): ``svg.model`` is always the paper's model.
 
     ``model(frames, n_future=0)`` and ``guide(frames, n_future=0)`` take the observed ``frames
     [B, P, C, H, W]`` in [0, 1]. Their sites are ``z_1..z_{P-1}`` (latent, absent when
@@ -66,6 +112,10 @@ class SVG(nn.Module):
     """
 
     share_skips = True
+    #: Which frames the BatchNorm running statistics were estimated on: set where a model is
+    #: loaded (:func:`svg_pyro.rollout_bn.record_statistics`) and by
+    #: :func:`svg_pyro.rollout_bn.recalibrate`; a new model's are those of true frames.
+    bn_statistics: BatchNormStatistics = BatchNormStatistics()
 
     def __init__(self, config: SVGConfig):
         super().__init__()
@@ -85,7 +135,7 @@ class SVG(nn.Module):
                 net.apply(init_weights)
         # Built last so a user's prior sees (and may re-initialise) only its own weights.
         self.prior = build_prior(config) if latent else None
-        self._encoding_cache: dict | None = None
+        self.encoding_cache: dict | None = None
         self._registering = True
         self._warned_layout = False
 
@@ -173,45 +223,9 @@ class SVG(nn.Module):
     def check_frames(
         self, frames: torch.Tensor, check_values: bool = False, min_frames: int = 2
     ) -> None:
-        """Raise ``ValueError`` unless ``frames`` is float ``[B, T>=min_frames, C, 64, 64]``.
-
-        ``check_values`` also checks that values lie in [0, 1] (this reads the tensor back to
-        the host, so the training loop leaves it off).
-        """
-        c = self.config
-        if not torch.is_tensor(frames):
-            raise ValueError(f"frames must be a torch.Tensor, got {type(frames).__name__}")
-        if not frames.is_floating_point():
-            raise ValueError(
-                f"frames must be a float tensor with values in [0, 1], got {frames.dtype}"
-            )
-        expected = f"[batch, time, {c.channels}, {c.image_size}, {c.image_size}]"
-        if frames.dim() != 5 or tuple(frames.shape[2:]) != (c.channels, c.image_size, c.image_size):
-            raise ValueError(f"frames must have shape {expected}, got {list(frames.shape)}")
-        if frames.shape[1] < min_frames:
-            raise ValueError(f"frames need at least {min_frames} time steps, got {frames.shape[1]}")
-        if check_values and frames.numel() and (frames.min() < 0 or frames.max() > 1):
-            raise ValueError(
-                f"frame values must lie in [0, 1], got [{frames.min().item():.3g}, "
-                f"{frames.max().item():.3g}]"
-            )
-
-    @contextlib.contextmanager
-    def teacher_forcing(self) -> Iterator[SVG]:
-        """Within this block ``model(frames)`` teacher-forces every frame (the paper's training
-        model), also for a model trained with ``config.free_running``."""
-        saved = self.config.free_running
-        self.config.free_running = False
-        try:
-            yield self
-        finally:
-            self.config.free_running = saved
-
-    def scoring(self) -> str:
-        """How ``model(frames)`` scores the frames after the context, in words."""
-        if self.config.free_running:
-            return f"free-running after the first {self.config.n_past} frames"
-        return "teacher-forced on the true frames"
+        """Raise ``ValueError`` unless ``frames`` is float ``[B, T>=min_frames, C, 64, 64]``
+        (:func:`svg_pyro.models.networks.check_frames`)."""
+        networks.check_frames(self.config, frames, check_values, min_frames)
 
     @contextlib.contextmanager
     def shared_encoding(self) -> Iterator[None]:
@@ -220,44 +234,27 @@ class SVG(nn.Module):
         The model and the guide both need ``Enc(x_t)``; one loss evaluation wraps them in this
         block so that every frame is encoded once per step, not twice.
         """
-        outer, self._encoding_cache = self._encoding_cache, {}
+        outer, self.encoding_cache = self.encoding_cache, {}
         try:
             yield
         finally:
-            self._encoding_cache = outer
+            self.encoding_cache = outer
 
     def encode(self, frames: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """``frames [B, T, C, H, W]`` -> ``h [B, T, g_dim]`` and skip maps ``[B, T, c, h, w]``.
-
-        With ``rnn="conv"``, ``h`` is a map ``[B, T, g_dim, s, s]``.
-        """
-        cache = self._encoding_cache
-        if cache is not None and cache.get("frames") is frames:
-            return cache["out"]
-        b, t = frames.shape[:2]
-        h, skips = self.encoder(frames.reshape(b * t, *frames.shape[2:]))
-        out = (h.reshape(b, t, *h.shape[1:]), [s.reshape(b, t, *s.shape[1:]) for s in skips])
-        if cache is not None:
-            cache.update(frames=frames, out=out)
-        return out
+        """``frames [B, T, C, H, W]`` -> ``h [B, T, g_dim]`` and skip maps ``[B, T, c, h, w]``
+        (:func:`svg_pyro.models.networks.encode`; with ``rnn="conv"``, ``h`` is a map)."""
+        return networks.encode(self, frames)
 
     @property
     def skips_follow_frames(self) -> bool:
-        """Whether :meth:`skip_index` moves on with every predicted frame (``skip_source=
-        "previous"``: frame t-1's maps) rather than staying on one context frame after it."""
-        return self.config.skip_source == "previous"
+        """Whether the skip frame moves on with every predicted frame (``skip_source=
+        "previous"``) rather than staying on one context frame after it."""
+        return networks.skips_follow_frames(self.config)
 
     def skip_index(self, t: int, n_past: int | None = None) -> int:
-        """Which frame's skip maps the decoder uses when it predicts frame ``t`` (>= 1).
-
-        The one rule, used by training (:meth:`decode`), generation and evaluation (the frame
-        loop's carry, :func:`svg_pyro.models.svg.context_carry` and ``frame_step``).
-        """
-        n_past = self.config.n_past if n_past is None else n_past
-        if self.skips_follow_frames:
-            return t - 1
-        last = n_past - 1 if self.config.skip_source == "last_context" else max(n_past - 2, 0)
-        return min(t - 1, last)
+        """Which frame's skip maps the decoder uses when it predicts frame ``t`` (>= 1), after
+        ``n_past`` context frames (:func:`svg_pyro.models.networks.skip_index`)."""
+        return networks.skip_index(self.config, t, n_past)
 
     def decode(
         self,
@@ -266,21 +263,10 @@ class SVG(nn.Module):
         first_target: int = 1,
         n_past: int | None = None,
     ) -> torch.Tensor:
-        """Teacher-forced decoding of ``g [B, L, g_dim]`` for frames ``first_target..+L-1``.
-
-        ``skips`` are the encoder's maps of all frames (``[B, T, ...]``, as from :meth:`encode`);
-        each predicted frame takes those of the frame :meth:`skip_index` names (for ``n_past``
-        context frames; default ``config.n_past``). Returns the means
-        ``[B, L, C, H, W]``; the decoder runs once over all L frames, and with
-        :attr:`share_skips` each distinct skip frame's share of it once (:mod:`svg_pyro.skipshare`).
-        """
-        b, length = g.shape[:2]
-        idx = [self.skip_index(first_target + i, n_past) for i in range(length)]
-        if self.share_skips:
-            return decode_shared_skips(self.decoder, g, skips, idx)
-        chosen = [s[:, idx].reshape(b * length, *s.shape[2:]) for s in skips]
-        x = self.decoder(g.reshape(b * length, *g.shape[2:]), chosen)
-        return x.reshape(b, length, *x.shape[1:])
+        """Teacher-forced decoding of ``g [B, L, g_dim]`` for frames ``first_target..+L-1`` with
+        the skip maps ``[B, T, ...]`` of all frames -> means ``[B, L, C, H, W]``
+        (:func:`svg_pyro.models.networks.decode`)."""
+        return networks.decode(self, g, skips, first_target, n_past)
 
     # -- sampling ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -333,7 +319,7 @@ def sampling_mode(svg: SVG, bn_train_mode: bool = False) -> Iterator[SVG]:
     The module's previous mode and momenta are restored on exit.
     """
     was_training = svg.training
-    norms = [m for m in svg.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = batchnorms(svg)
     momenta = [m.momentum for m in norms]
     try:
         if bn_train_mode:

@@ -16,27 +16,30 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import signal
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pyro
 import torch
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from svg_pyro import distributed, signals
 from svg_pyro.checkpoint import (
     BEST,
     CHECKPOINT,
     CONFIG,
-    METRICS,
     atomic_save,
     config_differences,
     load_checkpoint,
@@ -52,9 +55,8 @@ from svg_pyro.elbo import SVGLoss
 from svg_pyro.errors import TrainingError
 from svg_pyro.heldout import BEST_SCORE, HeldOut
 from svg_pyro.pretrained import model_weights
+from svg_pyro.runlog import RunLog
 from svg_pyro.svg import SVG
-
-TERMS = ("loss", "recon", "kl", "neg_elbo")
 
 
 def train_dataset(model_config: SVGConfig, train_config: TrainConfig) -> Dataset:
@@ -199,18 +201,159 @@ def make_adam(
         return torch.optim.Adam(module.parameters(), **kwargs)
 
 
-def warmup_lr(train_config: TrainConfig, step: int) -> float:
-    """The learning rate of the update made at run step ``step`` (0-based).
+def warmup_factor(train_config: TrainConfig, step: int) -> float:
+    """The factor on ``lr`` of the update made at run step ``step`` (0-based).
 
-    With ``lr_warmup`` W > 0 it rises linearly, ``lr * (step + 1) / W``, over the first W steps
-    of the run, then stays at ``lr``. A fresh Adam (``--init-from``) moves every weight by about
-    ``lr`` in its first updates, whatever the gradient's size; the warm-up keeps those first
-    moves small while Adam's moment estimates settle.
+    With ``lr_warmup`` W > 0 it rises linearly, ``(step + 1) / W``, over the first W steps of the
+    run, then stays at 1. A fresh Adam (``--init-from``) moves every weight by about ``lr`` in
+    its first updates, whatever the gradient's size; the warm-up keeps those first moves small
+    while Adam's moment estimates settle.
     """
     warmup = train_config.lr_warmup
     if warmup and step < warmup:
-        return train_config.lr * (step + 1) / warmup
-    return train_config.lr
+        return (step + 1) / warmup
+    return 1.0
+
+
+def warmup_lr(train_config: TrainConfig, step: int) -> float:
+    """The learning rate of the update made at run step ``step``: ``lr`` times
+    :func:`warmup_factor` (what :func:`warmup_schedule` sets)."""
+    return train_config.lr * warmup_factor(train_config, step)
+
+
+def warmup_schedule(
+    optimizer: torch.optim.Optimizer, train_config: TrainConfig, step: int = 0
+) -> LambdaLR:
+    """The learning rate of every update, :func:`warmup_lr`: torch's ``LambdaLR`` of
+    :func:`warmup_factor` on ``train_config.lr``, built at run step ``step`` (the rate it sets is
+    that step's, so a resumed run goes on with its warm-up). Step it once per run step, skipped
+    steps included."""
+    for group in optimizer.param_groups:
+        group["initial_lr"] = train_config.lr  # this run's rate, also for a restored optimizer
+    return LambdaLR(optimizer, functools.partial(warmup_factor, train_config), last_epoch=step - 1)
+
+
+def moving_average(module: nn.Module, decay: float) -> AveragedModel:
+    """The moving average of ``module``'s weights (``--ema``): torch's ``AveragedModel`` with
+    buffers, starting at ``module``'s weights (load others into its ``.module`` to start there).
+
+    Each ``update_parameters(module)`` sets ``avg <- decay * avg + (1 - decay) * weights`` for
+    every float tensor, BatchNorm statistics included (``get_ema_multi_avg_fn``), and copies the
+    counters (``num_batches_tracked``).
+    """
+    ema = get_ema_multi_avg_fn(decay)
+
+    @torch.no_grad()
+    def update(averaged: list[Tensor], current: list[Tensor], n_averaged: Tensor) -> None:
+        if averaged[0].is_floating_point():  # the tensors come grouped by dtype
+            ema(averaged, current, n_averaged)
+        else:
+            torch._foreach_copy_(averaged, current)
+
+    average = AveragedModel(module, multi_avg_fn=update, use_buffers=True)
+    average.n_averaged.fill_(1)  # the weights it starts at count: the first update averages
+    return average
+
+
+def processes(train_config: TrainConfig) -> tuple[distributed.DistInfo, torch.device, int]:
+    """The processes a run trains in: ``(dist, device, local_batch)``, this process's rank
+    information (``torchrun``), device and share of the global batch."""
+    device = resolve_device(train_config.device)
+    if device.type == "cpu":
+        retain_freed_memory()  # no page faults on the step's big temporaries
+    dist = distributed.init_from_env(device)
+    world = dist.world_size
+    if train_config.batch_size % world:
+        raise ValueError(
+            f"batch_size {train_config.batch_size} is not divisible by {world} processes"
+        )
+    return dist, distributed.local_device(device, dist), train_config.batch_size // world
+
+
+def restore_rng(checkpoint: dict[str, Any], dist: distributed.DistInfo) -> None:
+    """Every RNG where ``checkpoint`` left this rank's (with another number of processes, rank 0
+    takes the run's stream and the others keep theirs)."""
+    per_rank = checkpoint.get("rng_per_rank") or [checkpoint["rng"]]
+    if len(per_rank) == dist.world_size:
+        set_rng_state(per_rank[dist.rank])
+    elif dist.is_main:
+        set_rng_state(checkpoint["rng"])
+
+
+@contextlib.contextmanager
+def holding(module: nn.Module, state: dict[str, torch.Tensor] | None) -> Iterator[None]:
+    """Inside the block ``module`` holds ``state`` (``None``: its own); its own come back on
+    exit."""
+    if state is None:
+        yield
+        return
+    own = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    module.load_state_dict(state)
+    try:
+        yield
+    finally:
+        module.load_state_dict(own)
+
+
+def initial_weights(svg: SVG, source: str | Path, device: torch.device) -> dict[str, Any]:
+    """Load the weights of ``source`` (a checkpoint or shipped name; its moving average, if it
+    has one) into ``svg``, whose configuration must match (see :func:`init_configs`); returns
+    the record of them, ``{"source", "step", "total_step"}`` (the steps behind them, in all)."""
+    ckpt = load_checkpoint(source, map_location=device)
+    try:
+        svg.load_state_dict(model_weights(ckpt))
+    except RuntimeError as err:
+        saved = SVGConfig.from_dict(ckpt["config"]).to_dict()
+        diff = config_differences(saved, svg.config.to_dict())
+        raise ValueError(
+            f"--init-from {source}: its weights do not fit this model ("
+            + ("; ".join(diff) or str(err).splitlines()[0])
+            + ")"
+        ) from None
+    step = int(ckpt.get("step", 0))
+    behind = (ckpt.get("init_from") or {}).get("total_step", 0)  # the source's own source
+    return {"source": str(source), "step": step, "total_step": step + int(behind)}
+
+
+def refuse_nonfinite(states: list[dict[str, torch.Tensor]], path: Path) -> None:
+    """Raise :class:`TrainingError` if a float tensor of ``states`` is not finite (before
+    writing them to ``path``)."""
+    bad = [
+        k
+        for state in states
+        for k, v in state.items()
+        if v.is_floating_point() and not v.isfinite().all()
+    ]
+    if bad:
+        raise TrainingError(f"refusing to write non-finite values into {path}: {bad[:5]}")
+
+
+def improves(best: dict[str, Any] | None, row: dict[str, Any]) -> bool:
+    """Whether a held-out ``row`` beats the ``best`` so far (:data:`svg_pyro.heldout.BEST_SCORE`,
+    higher is better). Scores under other BatchNorm statistics (a run from before
+    ``heldout_bn``) do not compare: the first under new ones is the best."""
+    return (
+        best is None
+        or best.get("bn_statistics", "running") != row["bn_statistics"]
+        or row[BEST_SCORE] > best["score"]
+    )
+
+
+def stop_request(
+    dist: distributed.DistInfo, on_second: Callable[[int], None]
+) -> signals.StopRequest:
+    """What SIGINT and SIGTERM do while a run trains: the first asks it to stop after the step
+    in flight (rank 0 says so), a second calls ``on_second`` and quits (repeats within
+    ``ECHO_WINDOW_S`` under ``torchrun`` are the launcher's echo)."""
+    launched = dist.enabled or "TORCHELASTIC_RUN_ID" in os.environ
+    return signals.StopRequest(
+        notice="svg-pyro train: {signal}: finishing the step in flight, then saving "
+        "(send it again to quit at once)"
+        if dist.is_main
+        else None,
+        on_second=on_second,
+        echo_window=signals.ECHO_WINDOW_S if launched else 0.0,
+    )
 
 
 class Trainer:
@@ -220,6 +363,10 @@ class Trainer:
     ``batch_size`` sequences is split over the ranks, BatchNorm statistics are synchronised,
     gradients are all-reduced by DistributedDataParallel, each rank draws its own latent noise,
     and only rank 0 writes the run folder.
+
+    Built from torch's parts: Adam (:func:`make_adam`), the warm-up as a ``LambdaLR``
+    (:func:`warmup_schedule`), the moving average of the weights as an ``AveragedModel``
+    (:func:`moving_average`, ``ema``), and the run log (:class:`svg_pyro.runlog.RunLog`, ``log``).
     """
 
     def __init__(
@@ -231,27 +378,19 @@ class Trainer:
         preset: str | None = None,
         init_from: str | Path | None = None,
     ):
-        self.model_config = model_config
-        self.cfg = train_config
-        self.out = Path(out)
-        device = resolve_device(train_config.device)
-        if device.type == "cpu":
-            retain_freed_memory()  # no page faults on the step's big temporaries
-        self.dist = distributed.init_from_env(device)
-        self.device = distributed.local_device(device, self.dist)
-        world = self.dist.world_size
-        if train_config.batch_size % world:
-            raise ValueError(
-                f"batch_size {train_config.batch_size} is not divisible by {world} processes"
-            )
-        self.local_batch = train_config.batch_size // world
+        self.model_config, self.cfg, self.out = model_config, train_config, Path(out)
+        self.dist, self.device, self.local_batch = processes(train_config)
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             with run_folder_lock(self.out):  # fail before touching a folder another run writes
                 pass
         seed_everything(train_config.seed)  # the same initial weights on every rank
         self.svg = SVG(model_config).to(self.device)
-        self.loss_fn = SVGLoss(self.svg, num_particles=train_config.particles)
+        # a copy that is never run: taken before the networks are synchronised, wrapped, compiled
+        self.ema = moving_average(self.svg, train_config.ema) if train_config.ema else None
+        self.loss_fn = SVGLoss(
+            self.svg, num_particles=train_config.particles, free_running=train_config.free_running
+        )
         self.forward = self.loss_fn  # what a step calls: the loss module, or its DDP wrapper
         if self.dist.enabled:
             distributed.convert_sync_batchnorm(self.svg, self.device)
@@ -261,40 +400,30 @@ class Trainer:
             seed_everything(train_config.seed + 7919 * self.dist.rank)  # per-rank latent noise
         prepare_networks(self.svg, train_config, self.device)
         self.optimizer = make_adam(self.svg, train_config, model_config)
-        # the moving average of the weights (--ema), a copy of every float tensor of the state
-        self.ema: dict[str, torch.Tensor] | None = None
+        self.log = RunLog(self.out, self.dist, self.device)
         self.step = 0
-        self.elapsed = 0.0
         self.skipped = 0  # non-finite steps skipped so far
         self.bad_in_a_row = 0
-        # terms of the steps since the last logged record (a record averages log_every steps;
-        # checkpoints carry these, so a run resumed mid-window logs what an uninterrupted one does)
-        self._sums = {k: torch.zeros((), device=self.device) for k in TERMS}
-        self._n_summed = 0
         self.heldout: Any = None  # the held-out set (rank 0, built at the first evaluation)
         self.best: dict[str, Any] | None = None  # {"metric", "score", "step", "bn_statistics"}
-        self.last_eval: dict[str, Any] | None = None
         # {"source", "step", "total_step"}: the weights this run started from (None: random)
         self.init_from: dict[str, Any] | None = None
+        self._last_saved: int | None = None
+        saved_average = None
         if resume and (self.out / CHECKPOINT).exists():
-            self._restore(self.out / CHECKPOINT)  # the run's own checkpoint wins over init_from
+            saved_average = self._restore(self.out / CHECKPOINT)  # wins over init_from
         elif resume and init_from is None:
             raise FileNotFoundError(f"--resume: no {CHECKPOINT} in {self.out}")
         elif init_from is not None:  # a new run (also with --resume: the command that restarts)
-            self._initialise(init_from)
-        if train_config.ema and self.ema is None:  # a new run, or one that turns --ema on
-            self.ema = {k: v.detach().clone() for k, v in self.svg.state_dict().items()}
-        if not train_config.ema:
-            self.ema = None
+            self.init_from = initial_weights(self.svg, init_from, self.device)
+        if self.ema is not None:  # goes on from the checkpoint's, or starts at the run's weights
+            self.ema.module.load_state_dict(saved_average or self.svg.state_dict())
+        self.scheduler = warmup_schedule(self.optimizer, train_config, self.step)
         self.dataset = train_dataset(model_config, train_config)
         if self.dist.is_main:
-            config = {
-                "preset": preset,
-                "model": model_config.to_dict(),
-                "train": train_config.to_dict(),
-                "world_size": world,
-                "init_from": self.init_from,
-            }
+            config = {"preset": preset, "model": model_config.to_dict(),
+                      "train": train_config.to_dict(), "world_size": self.dist.world_size,
+                      "init_from": self.init_from}  # fmt: skip
             (self.out / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -304,16 +433,16 @@ class Trainer:
             "model": self.svg.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "step": self.step,
-            "elapsed": self.elapsed,
+            "elapsed": self.log.elapsed,
             "skipped": self.skipped,
             "config": self.model_config.to_dict(),
             "train_config": self.cfg.to_dict(),
             "rng": rng_state(),
             "rng_per_rank": distributed.gather_objects(rng_state(), self.dist),
-            "pending_log_per_rank": distributed.gather_objects(self._pending_log(), self.dist),
+            "pending_log_per_rank": distributed.gather_objects(self.log.window(), self.dist),
             "best": self.best,
             "init_from": self.init_from,
-            "ema": self.ema,
+            "ema": self.ema.module.state_dict() if self.ema is not None else None,
             "format": 1,
         }
 
@@ -323,22 +452,12 @@ class Trainer:
         path = self.out / name
         if not self.dist.is_main:
             return None
-        states = [ckpt["model"], ckpt["ema"] or {}]
-        bad = [
-            k
-            for state in states
-            for k, v in state.items()
-            if v.is_floating_point() and not v.isfinite().all()
-        ]
-        if bad:
-            raise TrainingError(f"refusing to write non-finite values into {path}: {bad[:5]}")
+        refuse_nonfinite([ckpt["model"], ckpt["ema"] or {}], path)
         atomic_save(ckpt, path)
         return path
 
-    def _pending_log(self) -> dict[str, Any]:
-        return {"n": self._n_summed, **{k: v.detach().cpu().clone() for k, v in self._sums.items()}}
-
-    def _restore(self, path: Path) -> None:
+    def _restore(self, path: Path) -> dict[str, torch.Tensor] | None:
+        """Go on from the checkpoint ``path``; returns its moving average (``None``: none)."""
         ckpt = load_checkpoint(path, map_location=self.device)
         # missing fields (checkpoints older than a new setting) take the setting's default
         saved = SVGConfig.from_dict(ckpt["config"]).to_dict()
@@ -350,58 +469,18 @@ class Trainer:
         self.svg.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.step = int(ckpt["step"])
-        self.elapsed = float(ckpt.get("elapsed", 0.0))
+        self.log.elapsed = float(ckpt.get("elapsed", 0.0))
         self.skipped = int(ckpt.get("skipped", 0))
-        per_rank = ckpt.get("rng_per_rank") or [ckpt["rng"]]
-        if len(per_rank) == self.dist.world_size:
-            set_rng_state(per_rank[self.dist.rank])
-        elif self.dist.is_main:  # a different number of processes: rank 0 keeps its stream
-            set_rng_state(ckpt["rng"])
+        restore_rng(ckpt, self.dist)
         pending = ckpt.get("pending_log_per_rank") or []
         if len(pending) == self.dist.world_size:
-            mine = pending[self.dist.rank]
-            self._n_summed = int(mine["n"])
-            for k in TERMS:
-                self._sums[k] = mine[k].to(self.device).clone()
+            self.log.resume_window(pending[self.dist.rank])
         self._last_saved = self.step
         self.best = ckpt.get("best")
         self.init_from = ckpt.get("init_from")
-        self.ema = ckpt.get("ema")
         if self.dist.is_main:
-            self._truncate_metrics(self.step)
-
-    def _initialise(self, source: str | Path) -> None:
-        """Start from the weights of ``source`` (a checkpoint or shipped name), with a fresh
-        optimizer and step counter; the model configuration must match (see
-        :func:`init_configs`)."""
-        ckpt = load_checkpoint(source, map_location=self.device)
-        try:
-            self.svg.load_state_dict(model_weights(ckpt))
-        except RuntimeError as err:
-            saved = SVGConfig.from_dict(ckpt["config"]).to_dict()
-            diff = config_differences(saved, self.model_config.to_dict())
-            raise ValueError(
-                f"--init-from {source}: its weights do not fit this model ("
-                + ("; ".join(diff) or str(err).splitlines()[0])
-                + ")"
-            ) from None
-        step = int(ckpt.get("step", 0))
-        behind = (ckpt.get("init_from") or {}).get("total_step", 0)  # the source's own source
-        self.init_from = {"source": str(source), "step": step, "total_step": step + int(behind)}
-
-    def _truncate_metrics(self, step: int) -> None:
-        """Drop logged lines past ``step`` (written after the checkpoint being resumed)."""
-        path = self.out / METRICS
-        if not path.exists():
-            return
-        keep = []
-        for line in path.read_text().splitlines():
-            try:
-                if json.loads(line)["step"] <= step:
-                    keep.append(line)
-            except (ValueError, KeyError):
-                continue  # a line cut short by a crash
-        path.write_text("".join(line + "\n" for line in keep))
+            self.log.truncate(self.step)
+        return ckpt.get("ema")
 
     # -- the loop ---------------------------------------------------------------------------
     def train_step(self, frames: torch.Tensor) -> dict[str, torch.Tensor] | None:
@@ -409,7 +488,8 @@ class Trainer:
 
         Returns the detached per-sequence terms, or ``None`` when the loss or a gradient was not
         finite: then nothing is updated (weights, optimiser state and BatchNorm statistics stay as
-        they were) and the step is counted in ``skipped``.
+        they were) and the step is counted in ``skipped``. Either way the learning-rate schedule
+        moves on to the next step.
         """
         self.svg.train()
         buffers = list(self.svg.buffers())
@@ -424,47 +504,21 @@ class Trainer:
         norms = torch.stack(torch._foreach_norm(grads)) if grads else loss.new_zeros(1)
         finite = bool(torch.isfinite(loss) & torch.isfinite(norms).all())
         if distributed.all_true(finite, self.dist, self.device):
-            lr = warmup_lr(self.cfg, self.step)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
             self.optimizer.step()
-            self._update_ema()
+            self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.svg)
             self.bad_in_a_row = 0
             return self.loss_fn.last_terms
         self.optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
             torch._foreach_copy_(buffers, saved)
+        with warnings.catch_warnings():  # torch's hint for a schedule stepped without an update
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step")
+            self.scheduler.step()
         self.skipped += 1
         self.bad_in_a_row += 1
         return None
-
-    @torch.no_grad()
-    def _update_ema(self) -> None:
-        """``avg <- d * avg + (1 - d) * weights`` for every float tensor of the state (BatchNorm
-        statistics too); counters are copied."""
-        if self.ema is None:
-            return
-        live = self.svg.state_dict()
-        floats = [k for k, v in live.items() if v.is_floating_point()]
-        avg = [self.ema[k] for k in floats]
-        torch._foreach_lerp_(avg, [live[k] for k in floats], 1.0 - self.cfg.ema)
-        for k, v in live.items():
-            if not v.is_floating_point():
-                self.ema[k].copy_(v)
-
-    @contextlib.contextmanager
-    def averaged_weights(self) -> Iterator[None]:
-        """Inside the block the model holds the moving average (with ``--ema``; otherwise its own
-        weights); its weights are put back on exit."""
-        if self.ema is None:
-            yield
-            return
-        live = {k: v.detach().clone() for k, v in self.svg.state_dict().items()}
-        self.svg.load_state_dict(self.ema)
-        try:
-            yield
-        finally:
-            self.svg.load_state_dict(live)
 
     def fit(
         self,
@@ -491,158 +545,85 @@ class Trainer:
         records: list[dict[str, Any]] = []
         if self.step >= total:
             return records
-        main = self.dist.is_main
         data = batches(
-            self.dataset,
-            self.local_batch,
-            self.step,
-            self.cfg.num_workers,
-            rank=self.dist.rank,
-            world_size=self.dist.world_size,
-        )
-        writer = _summary_writer(self.out / "tb") if main else _NullWriter()
-        sums = self._sums
-        bar = tqdm(
-            total=total,
-            initial=self.step,
-            disable=not (progress and main),
-            desc="train",
-            unit="step",
-        )
-        t_last = time.perf_counter()
-        lock = run_folder_lock(self.out) if main else contextlib.nullcontext()
-        lock.__enter__()
-        log = open(self.out / METRICS, "a") if main else None
-        stop = (
-            signals.StopRequest(
-                notice="svg-pyro train: {signal}: finishing the step in flight, then saving "
-                "(send it again to quit at once)"
-                if main
-                else None,
-                on_second=self._quit_now,
-                echo_window=signals.ECHO_WINDOW_S
-                if self.dist.enabled or "TORCHELASTIC_RUN_ID" in os.environ
-                else 0.0,
+            self.dataset, self.local_batch, self.step, self.cfg.num_workers,
+            rank=self.dist.rank, world_size=self.dist.world_size,
+        )  # fmt: skip
+        with contextlib.ExitStack() as stack:
+            if self.dist.is_main:
+                stack.enter_context(run_folder_lock(self.out))
+            log = stack.enter_context(self.log.open(total, self.step, progress))
+            request = stack.enter_context(
+                stop_request(self.dist, self._quit_now)
+                if handle_signals
+                else contextlib.nullcontext(signals.StopRequest())
             )
-            if handle_signals
-            else contextlib.nullcontext(signals.StopRequest())
-        )
-        try:
-            with pyro.validation_enabled(False), stop as request:
-                while self.step < total:
-                    frames = next(data)["frames"].to(self.device, non_blocking=True)
-                    terms = self.train_step(frames)
-                    if terms is None and self.bad_in_a_row >= self.cfg.max_bad_steps:
-                        raise TrainingError(
-                            f"{self.bad_in_a_row} non-finite steps in a row at step "
-                            f"{self.step + 1}; stopped. The last good checkpoint "
-                            f"({self.out / CHECKPOINT}, step {self._last_saved}) is intact."
-                        )
-                    if terms is not None:
-                        for k in TERMS:
-                            sums[k] += terms[k]
-                        self._n_summed += 1
-                    self.step += 1
-                    bar.update(1)
-                    last = self.step == total
-                    if self.step % self.cfg.log_every == 0 or last:
-                        now = time.perf_counter()
-                        self.elapsed += now - t_last
-                        t_last = now
-                        n_summed = self._n_summed
-                        means = {k: v / max(n_summed, 1) for k, v in sums.items()}
-                        means = {
-                            k: distributed.all_reduce_mean(v, self.dist) for k, v in means.items()
-                        }
-                        record: dict[str, Any] = {"step": self.step}
-                        record.update({k: float(v) if n_summed else None for k, v in means.items()})
-                        record["seconds"] = round(self.elapsed, 3)
-                        record["skipped_steps"] = self.skipped
-                        if main:
-                            log.write(json.dumps(record) + "\n")
-                            log.flush()
-                            for k in TERMS:
-                                if record[k] is not None:
-                                    writer.add_scalar(f"train/{k}", record[k], self.step)
-                            if n_summed:
-                                post = {
-                                    "loss": f"{record['loss']:.4g}",
-                                    "kl": f"{record['kl']:.3g}",
-                                }
-                                if self.last_eval is not None:
-                                    post["ssim"] = f"{self.last_eval['ssim_best']:.3f}"
-                                bar.set_postfix(post)
-                        records.append(record)
-                        if callback is not None:
-                            callback(record)
-                        for k in TERMS:
-                            sums[k].zero_()
-                        self._n_summed = 0
-                    if self.cfg.eval_every and self.step % self.cfg.eval_every == 0:
-                        now = time.perf_counter()
-                        self.elapsed += now - t_last
-                        self._heldout_eval(writer, log)
-                        t_last = time.perf_counter()
-                        self.elapsed += t_last - now
-                    if self.step % self.cfg.checkpoint_every == 0 or last:
-                        now = time.perf_counter()
-                        self.elapsed += now - t_last
-                        t_last = now
-                        self.save()
-                        self._last_saved = self.step
-                    # every rank learns of a signal to any rank, and all stop after this step
-                    signum = distributed.max_int(request.signum or 0, self.dist, self.device)
-                    if signum and not last:
-                        self.elapsed += time.perf_counter() - t_last
-                        self._stop(signum)
-        finally:
-            bar.close()
-            writer.close()
-            if log is not None:
-                log.close()
-            lock.__exit__(None, None, None)
+            stack.enter_context(pyro.validation_enabled(False))
+            while self.step < total:
+                self._advance(next(data)["frames"].to(self.device, non_blocking=True))
+                last = self.step == total
+                if self.step % self.cfg.log_every == 0 or last:
+                    records.append(log.write(self.step, self.skipped))
+                    if callback is not None:
+                        callback(records[-1])
+                if self.cfg.eval_every and self.step % self.cfg.eval_every == 0:
+                    log.tick()
+                    self._heldout_eval()
+                    log.tick()  # the evaluation's time counts too
+                if self.step % self.cfg.checkpoint_every == 0 or last:
+                    log.tick()
+                    self.save()
+                    self._last_saved = self.step
+                # every rank learns of a signal to any rank, and all stop after this step
+                signum = distributed.max_int(request.signum or 0, self.dist, self.device)
+                if signum and not last:
+                    log.tick()
+                    self._stop(signum)
         return records
 
-    _last_saved: int | None = None
+    def _advance(self, frames: torch.Tensor) -> None:
+        """One run step: :meth:`train_step`, its terms to the log, the step counter on."""
+        terms = self.train_step(frames)
+        if terms is None and self.bad_in_a_row >= self.cfg.max_bad_steps:
+            raise TrainingError(
+                f"{self.bad_in_a_row} non-finite steps in a row at step {self.step + 1}; "
+                f"stopped. The last good checkpoint ({self.out / CHECKPOINT}, step "
+                f"{self._last_saved}) is intact."
+            )
+        self.log.add(terms)
+        self.step += 1
 
-    def _heldout_eval(self, writer: Any, log: Any) -> None:
+    def _heldout_eval(self) -> None:
         """Score the held-out set (rank 0), log it, and write ``best.pt`` when the score is the
         best so far (:data:`svg_pyro.heldout.BEST_SCORE`, higher is better). Touches no RNG
         stream, weight or statistic of the training run."""
         improved = 0
         if self.dist.is_main:
-            setup = None
-            if self.heldout is None:
-                t0 = time.perf_counter()
-                self.heldout = HeldOut(self.model_config, self.cfg, self.device)
-                setup = round(time.perf_counter() - t0, 3)
-            with self.averaged_weights():  # what best.pt and the export stand for
-                row, image = self.heldout.evaluate(self.svg, self.step, self.out / "previews")
-            if setup is not None:
-                row["setup_seconds"] = setup  # drawing the held-out set, once per process
-            row["seconds"] = round(self.elapsed + row["eval_seconds"], 3)
-            score, stats = row[BEST_SCORE], row["bn_statistics"]
-            # scores under other BatchNorm statistics (a run from before heldout_bn) do not compare
-            improved = int(
-                self.best is None
-                or self.best.get("bn_statistics", "running") != stats
-                or score > self.best["score"]
-            )
+            row, image = self._score_heldout()
+            improved = int(improves(self.best, row))
             if improved:
-                self.best = {
-                    "metric": BEST_SCORE, "score": score, "step": self.step, "bn_statistics": stats
-                }  # fmt: skip
+                self.best = {"metric": BEST_SCORE, "score": row[BEST_SCORE], "step": self.step,
+                             "bn_statistics": row["bn_statistics"]}  # fmt: skip
             row["best_step"] = self.best["step"] if self.best else None
-            log.write(json.dumps(row) + "\n")
-            log.flush()
-            for k, v in row.items():
-                if k not in ("eval", "step") and isinstance(v, float):
-                    writer.add_scalar(f"heldout/{k}", v, self.step)
-            if image is not None:
-                writer.add_image("heldout/preview", image, self.step, dataformats="HWC")
-            self.last_eval = row
+            self.log.write_eval(row, image)
         if distributed.max_int(improved, self.dist, self.device):
             self.save(BEST)  # a collective (every rank's RNG state); rank 0 writes
+
+    def _score_heldout(self) -> tuple[dict[str, Any], Any]:
+        """The held-out row and preview of the weights ``best.pt`` stands for (the moving
+        average, with ``--ema``); builds the held-out set the first time."""
+        setup = None
+        if self.heldout is None:
+            t0 = time.perf_counter()
+            self.heldout = HeldOut(self.model_config, self.cfg, self.device)
+            setup = round(time.perf_counter() - t0, 3)
+        average = self.ema.module.state_dict() if self.ema is not None else None
+        with holding(self.svg, average):  # what best.pt and the export stand for
+            row, image = self.heldout.evaluate(self.svg, self.step, self.out / "previews")
+        if setup is not None:
+            row["setup_seconds"] = setup  # drawing the held-out set, once per process
+        row["seconds"] = round(self.log.elapsed + row["eval_seconds"], 3)
+        return row, image
 
     def _stop(self, signum: int) -> None:
         """Save the last completed step (unless just saved) on every rank's behalf; raise."""
@@ -672,22 +653,3 @@ class Trainer:
             file=sys.stderr,
             flush=True,
         )
-
-
-class _NullWriter:
-    def add_scalar(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def add_image(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _summary_writer(path: Path) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard is a dependency, but training must not need it
-        return _NullWriter()
-    return SummaryWriter(str(path))

@@ -127,6 +127,48 @@ def sample_grid(
     return stack_rows(rows, gap=2)
 
 
+LABEL_W = 64
+
+
+def label_rows(grid: np.ndarray, labels: list[str], row_h: int, gap: int) -> np.ndarray:
+    """Prepend a white column naming each row of a :func:`svg_pyro.viz.sample_grid` image."""
+    col = Image.new("RGB", (LABEL_W, grid.shape[0]), (255, 255, 255))
+    draw = ImageDraw.Draw(col)
+    for r, text in enumerate(labels):
+        lines = text.count("\n") + 1
+        draw.text((3, r * (row_h + gap) + row_h // 2 - 5 * lines), text, fill=(0, 0, 0))
+    return np.concatenate([np.asarray(col), grid], 1)
+
+
+def frame_header(width: int, n_past: int, n_future: int, cell: int, height: int = 12) -> np.ndarray:
+    """A strip of frame numbers over the grid's columns (1-based; context 1..n_past)."""
+    strip = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    for t in range(n_past + n_future):
+        mark = "t=" if t == 0 else ""
+        draw.text((LABEL_W + t * cell + 3, 0), f"{mark}{t + 1}", fill=(0, 0, 0))
+    return np.asarray(strip)
+
+
+def labelled_grid(
+    context: torch.Tensor,
+    truth: torch.Tensor,
+    samples: torch.Tensor,
+    rows: Sequence[str] | None = None,
+    best: int | None = None,
+) -> np.ndarray:
+    """:func:`sample_grid` with each row named (``rows``: the truth's, then each sample's;
+    default ``truth``, ``sample 1`` ...) and the frame numbers above the columns (``t=1`` ...,
+    the context first): ``context [P, C, H, W]``, ``truth [F, C, H, W]``, ``samples [K, F, C,
+    H, W]`` in [0, 1]."""
+    if rows is None:
+        rows = ["truth"] + [f"sample {k + 1}" for k in range(len(samples))]
+    cell = context.shape[-1] + 2 * PAD
+    grid = label_rows(sample_grid(context, truth, samples, best), list(rows), cell, gap=2)
+    header = frame_header(grid.shape[1], len(context), len(truth), cell)
+    return np.concatenate([header, grid], 0)
+
+
 def save_png(path: str | Path, image: np.ndarray) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

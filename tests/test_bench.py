@@ -23,7 +23,7 @@ from svg_pyro.bench import (
 )
 from svg_pyro.bench import model_config as bench_model_config
 from svg_pyro.bench import train_config as bench_train_config
-from svg_pyro.cli import main
+from svg_pyro.commands.cli import main
 from svg_pyro.config import TrainConfig, build_configs
 from svg_pyro.device import autocast
 from svg_pyro.train import Trainer, make_adam

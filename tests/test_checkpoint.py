@@ -12,15 +12,14 @@ from svg_pyro.checkpoint import (
     atomic_save,
     atomic_write_json,
     config_differences,
-    eval_protocol,
     load_checkpoint,
     load_model,
     rng_state,
     run_folder_lock,
     set_rng_state,
 )
-from svg_pyro.cli import main
-from svg_pyro.config import SVGConfig
+from svg_pyro.commands.cli import main
+from svg_pyro.config import SVGConfig, eval_protocol
 from svg_pyro.errors import UsageError
 from svg_pyro.train import Trainer
 from tests.conftest import MICRO, F, P
@@ -69,13 +68,13 @@ def test_a_run_folder_in_use_is_refused(tmp_path, capsys):
 
 
 def test_protocol_defaults_come_from_the_dataset():
-    ckpt = {"config": SVGConfig(**MICRO).to_dict(), "train_config": {"dataset": "smmnist"}}
-    assert eval_protocol(ckpt) == (5, 20)
-    assert eval_protocol(ckpt, n_past=3) == (3, 20)
-    ckpt["train_config"]["dataset"] = "unknown"
-    assert eval_protocol(ckpt) == (P, F)
+    model = SVGConfig(**MICRO)
+    assert eval_protocol(model, "smmnist") == (5, 20)
+    assert eval_protocol(model, "smmnist", n_past=3) == (3, 20)
+    assert eval_protocol(model, "unknown") == (P, F)
+    assert eval_protocol(model, None) == (P, F)  # a checkpoint that records no dataset
     with pytest.raises(ValueError):
-        eval_protocol(ckpt, n_future=0)
+        eval_protocol(model, "unknown", n_future=0)
 
 
 def test_config_differences_name_each_changed_field():

@@ -2,7 +2,15 @@ import math
 
 import pytest
 
-from svg_pyro.config import PRESETS, SVGConfig, TrainConfig, get_preset
+from svg_pyro.config import (
+    PRESETS,
+    DataSpec,
+    SVGConfig,
+    TrainConfig,
+    build_configs,
+    get_preset,
+    moved_training_settings,
+)
 
 
 def test_kl_scale_reproduces_paper_weighting():
@@ -72,10 +80,32 @@ def test_round_trip_dict():
     assert math.isclose(c.seq_len, 15)
 
 
-def test_free_running_is_off_by_default_and_older_configs_load():
-    """The paper teacher-forces; a config saved before the field existed loads as such."""
-    saved = SVGConfig().to_dict()
-    del saved["free_running"]
-    assert SVGConfig.from_dict(saved).free_running is False
-    model, _ = get_preset("smmnist-cpu").build(free_running=True)
-    assert model.free_running is True
+def test_free_running_is_a_training_setting_and_older_configs_load():
+    """The paper teacher-forces; free-running is a choice of training. A model configuration
+    saved when it was a model field loads without it, and says what it held."""
+    assert TrainConfig().free_running is False and not hasattr(SVGConfig(), "free_running")
+    model, train = get_preset("smmnist-cpu").build(free_running=True)
+    assert train.free_running is True and model == get_preset("smmnist-cpu").build()[0]
+    older = {**SVGConfig().to_dict(), "free_running": True}
+    assert SVGConfig.from_dict(older) == SVGConfig()
+    assert moved_training_settings(older) == {"free_running": True}
+    assert moved_training_settings(SVGConfig().to_dict()) == {}
+
+
+def test_the_data_spec_is_the_training_configs_data_fields():
+    train = TrainConfig(dataset="kth", data_root="/videos", num_digits=1)
+    assert train.data == DataSpec("kth", num_digits=1, data_root="/videos")
+    assert train.to_dict()["dataset"] == "kth"  # saved flat, as before
+    _, preset = build_configs("tiny", deterministic_motion=True)
+    assert preset.data == DataSpec(num_digits=1, deterministic_motion=True)
+    with pytest.raises(ValueError, match="num_digits"):
+        DataSpec(num_digits=3)
+
+
+def test_the_data_spec_of_a_saved_flat_training_config():
+    old = {"dataset": "smmnist", "num_digits": 1, "mnist_root": None, "batch_size": 100}
+    assert DataSpec.from_dict(old) == DataSpec(num_digits=1)
+    assert DataSpec.from_dict(None) == DataSpec.from_dict({}) == DataSpec()
+    spec = DataSpec.from_dict(TrainConfig(dataset="bair", data_root="/a").to_dict())
+    assert spec.with_roots(data_root="/b") == DataSpec("bair", data_root="/b")
+    assert spec.with_roots() == spec and hash(spec) == hash(DataSpec("bair", data_root="/a"))

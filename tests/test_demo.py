@@ -44,3 +44,44 @@ def test_demo_runs_past_held_out_evaluation(tmp_path):
     plain = run_demo(tmp_path / "plain", steps=2, n_sequences=1, n_samples=2, progress=False,
                      shipped=False, eval_every=0, log_every=1)  # fmt: skip
     assert with_eval > Image.open(plain["curves"]).size[0]  # a fourth panel: held-out SSIM
+
+
+def test_demo_says_what_it_does_resumes_aloud_and_names_every_file(tmp_path, capsys):
+    """Each stage is announced with an estimate, a second run says it continues, and the command
+    prints one line per file with what it shows, and the held-out score beside the baselines."""
+    from svg_pyro.commands.cli import main
+
+    out = tmp_path / "demo"
+    kw = dict(n_sequences=1, n_samples=2, shipped=False, eval_every=2, eval_sequences=2,
+              eval_samples=2, log_every=1)  # fmt: skip
+    run_demo(out, steps=2, progress=True, **kw)
+    err = capsys.readouterr().err
+    assert "[2/3] training `tiny`" in err and "minutes on this machine" in err
+    assert "[3/3] drawing" in err and "continuing" not in err
+    paths = run_demo(out, steps=4, progress=True, **kw)
+    err = capsys.readouterr().err
+    assert f"found {out / 'checkpoint.pt'} at step 2 of 4: continuing that run" in err
+    for name in ("best.pt", "previews", "tb", "metrics.jsonl"):
+        assert paths[name].exists()
+    assert main(["demo", "--out", str(out), "--steps", "4", "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith(f"{out / 'best.pt'}: ") for line in lines)
+    assert any(line.startswith(f"{out / 'demo.gif'}: the tiny model") for line in lines)
+    assert "copy-last" in lines[-1] and "blank" in lines[-1] and "step 4" in lines[-1]
+
+
+def test_labelled_grid_names_rows_and_numbers_frames():
+    import torch
+
+    from svg_pyro.viz import labelled_grid, sample_grid
+
+    ctx, truth, smp = (
+        torch.rand(2, 1, 64, 64),
+        torch.rand(3, 1, 64, 64),
+        torch.rand(2, 3, 1, 64, 64),
+    )
+    plain = sample_grid(ctx, truth, smp)
+    grid = labelled_grid(ctx, truth, smp)
+    assert grid.shape[0] > plain.shape[0] and grid.shape[1] > plain.shape[1]  # header, names
+    left = grid[20:, :40].astype(int)  # the name column holds dark text on white
+    assert (left < 128).any() and (left == 255).mean() > 0.5

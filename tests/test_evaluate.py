@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from svg_pyro.checkpoint import load_model
-from svg_pyro.cli import main
+from svg_pyro.commands.cli import main
 from svg_pyro.data import load_frames, write_smmnist_testset
 from svg_pyro.evaluate import (
     BLANK,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from svg_pyro.checkpoint import load_checkpoint, load_model
-from svg_pyro.cli import main
+from svg_pyro.commands.cli import main
 from svg_pyro.train import Trainer
 from svg_pyro.viz import read_metrics
 from tests.test_train import small

@@ -11,7 +11,7 @@ import torch
 from torch.utils.data import Dataset
 
 from svg_pyro.checkpoint import load_checkpoint
-from svg_pyro.cli import main
+from svg_pyro.commands.cli import main
 from svg_pyro.errors import TrainingError
 from svg_pyro.train import Trainer
 from tests.test_train import small

@@ -8,12 +8,11 @@ import pytest
 import torch
 
 from svg_pyro.checkpoint import load_checkpoint, load_model
-from svg_pyro.cli import main
-from svg_pyro.config import TrainConfig
-from svg_pyro.data import write_smmnist_testset
-from svg_pyro.heldout import dataset_frames
-from svg_pyro.rollout_bn import batchnorms, recalibrate, saved_statistics
-from svg_pyro.svg import SVG
+from svg_pyro.commands.cli import main
+from svg_pyro.config import DataSpec, TrainConfig
+from svg_pyro.data import dataset_frames, write_smmnist_testset
+from svg_pyro.rollout_bn import recalibrate, recalibrated
+from svg_pyro.svg import FORECASTS, SVG, TRUE_FRAMES, BatchNormStatistics, batchnorms
 from svg_pyro.train import Trainer
 from tests.conftest import save_checkpoint, tiny_config
 from tests.test_train import small
@@ -73,23 +72,52 @@ def test_no_context_or_a_failing_forecast_leaves_the_statistics_as_they_were():
     assert svg.training and all(m.momentum == 0.1 for m in batchnorms(svg))
 
 
-def test_saved_statistics_puts_them_back():
+def test_recalibrated_holds_forecast_statistics_in_the_block_and_puts_them_back():
     svg = SVG(tiny_config())
     before = _stats(svg)
-    with saved_statistics(svg):
-        recalibrate(svg, _contexts(1), n_future=2)
+    counts = [int(m.num_batches_tracked) for m in batchnorms(svg)]
+    assert svg.bn_statistics == BatchNormStatistics()  # a model built here: true frames
+    with recalibrated(svg, _contexts(2, batch=3), n_future=2, n_samples=2) as n:
+        assert n == 12
         assert any(not torch.equal(a[0], b[0]) for a, b in zip(before, _stats(svg)))
+        assert svg.bn_statistics.frames == FORECASTS and svg.bn_statistics.of_forecasts
+        assert svg.bn_statistics.calibration == {
+            "statistics": "rollout", "forecasts": 12, "sequences": 6, "samples": 2,
+            "n_past": 2, "n_future": 2,
+        }  # fmt: skip
     for (m0, v0), (m1, v1) in zip(before, _stats(svg)):
         assert torch.equal(m0, m1) and torch.equal(v0, v1)
+    assert [int(m.num_batches_tracked) for m in batchnorms(svg)] == counts
+    assert svg.bn_statistics.frames == TRUE_FRAMES
+    with pytest.raises(ValueError, match="no context"), recalibrated(svg, [], n_future=2):
+        pass
+    assert svg.bn_statistics.frames == TRUE_FRAMES
+
+
+def test_bn_statistics_are_set_where_a_model_is_loaded_and_by_recalibrate(tmp_path):
+    from svg_pyro.pretrained import load_pretrained
+
+    torch.manual_seed(0)
+    source = save_checkpoint(SVG(tiny_config()), tmp_path / "c.pt")
+    svg, _ = load_model(source)
+    assert svg.bn_statistics == BatchNormStatistics(TRUE_FRAMES, None)
+    n = recalibrate(svg, _contexts(1), n_future=2, n_samples=1, seed=7)
+    assert svg.bn_statistics.of_forecasts and svg.bn_statistics.calibration["forecasts"] == n
+    assert svg.bn_statistics.calibration["seed"] == 7
+    shipped = load_pretrained()  # the default: previous-frame skips, recalibrated
+    assert shipped.bn_statistics.of_forecasts
+    assert shipped.bn_statistics.calibration["statistics"] == "rollout"
+    assert load_pretrained("smmnist-lp").bn_statistics.frames == TRUE_FRAMES
 
 
 def test_training_split_frames_are_fixed_and_not_the_test_split():
-    a = dataset_frames("smmnist", "train", 4, 7, 3, 1)
+    one_digit = DataSpec("smmnist", num_digits=1)
+    a = dataset_frames(one_digit, "train", 4, 7, 3)
     assert a.shape == (4, 3, 1, 64, 64) and a.dtype == np.uint8 and a.max() > 0
-    assert np.array_equal(a, dataset_frames("smmnist", "train", 4, 7, 3, 1).copy())
-    assert not np.array_equal(a, dataset_frames("smmnist", "test", 4, 7, 3, 1))
+    assert np.array_equal(a, dataset_frames(one_digit, "train", 4, 7, 3).copy())
+    assert not np.array_equal(a, dataset_frames(one_digit, "test", 4, 7, 3))
     with pytest.raises(ValueError, match="data-root"):
-        dataset_frames("kth", "train", 2, 0, 3)
+        dataset_frames(DataSpec("kth"), "train", 2, 0, 3)
 
 
 def test_heldout_bn_setting_is_checked():
@@ -133,7 +161,7 @@ def test_command_writes_a_weights_only_checkpoint_that_loads(tmp_path, capsys):
     ckpt = load_checkpoint(out)
     assert "optimizer" not in ckpt and ckpt["meta"]["batchnorm"]["forecasts"] == 8
     svg, _ = load_model(out)
-    old, _ = load_model(source)
+    old, _ = load_model(source, warn=False)  # statistics of true frames: it would warn
     for (k, v), (_, w) in zip(svg.state_dict().items(), old.state_dict().items()):
         changed = not torch.equal(v, w)
         assert changed == (k.endswith(("running_mean", "running_var", "num_batches_tracked"))), k
@@ -160,36 +188,47 @@ def test_export_warns_without_rollout_statistics_and_records_them(tmp_path, caps
     torch.manual_seed(0)
     source = save_checkpoint(SVG(tiny_config(skip_source="previous")), tmp_path / "c.pt")
     export = ["export-weights", "--name", "tiny-prev", "--weights-dir", str(tmp_path / "w")]
-    assert main(export + ["--checkpoint", str(source)]) == 0
-    assert "Run svg-pyro recalibrate-bn" in capsys.readouterr().out
+    with pytest.warns(UserWarning, match="recalibrate-bn"):  # loading it warns
+        assert main(export + ["--checkpoint", str(source)]) == 0
     out = tmp_path / "r.pt"
     argv = ["recalibrate-bn", "--checkpoint", str(source), "--out", str(out), "--sequences", "2",
             "--samples", "1", "--n-past", "2", "--n-future", "2", "--device", "cpu"]  # fmt: skip
-    assert main(argv) == 0
-    assert main(export + ["--checkpoint", str(out)]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the remedy does not warn about what it remedies
+        assert main(argv) == 0
+        assert main(export + ["--checkpoint", str(out)]) == 0
     assert "recalibrate-bn" not in capsys.readouterr().out
     shipped = load_checkpoint(tmp_path / "w" / "tiny-prev.pt")
-    assert shipped["meta"]["batchnorm"]["forecasts"] == 2
+    assert shipped["meta"]["batchnorm"] == load_checkpoint(out)["meta"]["batchnorm"]
+    assert shipped["meta"]["batchnorm"] == {
+        "statistics": "rollout", "forecasts": 2, "sequences": 2, "samples": 1, "n_past": 2,
+        "n_future": 2, "seed": 12345,
+    }  # fmt: skip
 
 
-def test_forecasting_with_statistics_of_true_frames_warns(tmp_path):
-    from svg_pyro.rollout_bn import warn_if_statistics_of_true_frames
-
-    prev, last = SVG(tiny_config(skip_source="previous")), SVG(tiny_config())
+def test_loading_a_model_that_needs_recalibrating_warns_once(tmp_path):
+    """The load warns (a previous-frame model with statistics of true frames), once: the
+    commands that forecast say nothing more; a recalibrated or context-frame model is silent."""
+    torch.manual_seed(0)
+    prev = save_checkpoint(SVG(tiny_config(skip_source="previous")), tmp_path / "p.pt")
+    last = save_checkpoint(SVG(tiny_config()), tmp_path / "l.pt")
     with pytest.warns(UserWarning, match="recalibrate-bn"):
-        assert warn_if_statistics_of_true_frames(prev, {"meta": {}})
-    calibrated = {"meta": {"batchnorm": {"statistics": "rollout"}}}
+        load_model(prev)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert not warn_if_statistics_of_true_frames(prev, calibrated)
-        assert not warn_if_statistics_of_true_frames(prev, {}, bn_train_mode=True)
-        assert not warn_if_statistics_of_true_frames(last, {})
-    # the commands that forecast say it
-    source = save_checkpoint(prev, tmp_path / "c.pt")
+        load_model(prev, warn=False)
+        load_model(last)
+        svg, ckpt = load_model(prev, warn=False)
+        with recalibrated(svg, _contexts(1), n_future=2):
+            assert svg.bn_statistics.of_forecasts
+        assert not svg.bn_statistics.of_forecasts
     testset = write_smmnist_testset(tmp_path / "t.npz", sequences=2, frames=5, num_digits=1,
                                     seed=0, progress=False)  # fmt: skip
-    argv = ["evaluate", "--checkpoint", str(source), "--testset", str(testset),
+    argv = ["evaluate", "--checkpoint", str(prev), "--testset", str(testset),
             "--n-samples", "1", "--n-past", "2", "--n-future", "3", "--device", "cpu",
             "--no-progress", "--json", str(tmp_path / "e.json")]  # fmt: skip
-    with pytest.warns(UserWarning, match="recalibrate-bn"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         assert main(argv) == 0
+    said = [w for w in caught if "recalibrate-bn" in str(w.message)]
+    assert len(said) == 1, [str(w.message) for w in caught]

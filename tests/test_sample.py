@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from svg_pyro.cli import main
+from svg_pyro.commands.cli import main
 from svg_pyro.config import SVGConfig
 from svg_pyro.data import load_testset, write_smmnist_testset
 from svg_pyro.svg import SVG

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from svg_pyro.checkpoint import load_checkpoint
-from svg_pyro.cli import main
+from svg_pyro.commands.cli import main
 from svg_pyro.signals import Interrupted
 from svg_pyro.train import Trainer
 from tests.test_train import small

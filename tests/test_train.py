@@ -2,6 +2,7 @@
 
 import json
 import math
+import warnings
 
 import pyro
 import pytest
@@ -9,9 +10,9 @@ import torch
 
 from svg_pyro import SVG, SVGConfig, SVGLoss
 from svg_pyro.checkpoint import load_checkpoint
-from svg_pyro.cli import main
+from svg_pyro.commands.cli import main
 from svg_pyro.config import TrainConfig, build_configs
-from svg_pyro.train import Trainer, warmup_lr
+from svg_pyro.train import Trainer, warmup_lr, warmup_schedule
 from tests.conftest import tiny_config
 
 
@@ -254,15 +255,17 @@ def test_init_from_through_the_cli_takes_the_sources_model_settings(tmp_path, ca
 
 
 def test_free_running_through_the_cli(tmp_path):
-    """``--free-running true`` reaches the model config; its steps train and resume."""
+    """``--free-running true`` reaches the training config (the model's is the paper's); its
+    steps train and resume."""
     flags = ["--preset", "tiny", "--nf", "4", "--g-dim", "16", "--rnn-size", "32"]
     args = ["train", "--out", str(tmp_path), *flags, "--batch-size", "2", "--device", "cpu"]
     args.append("--no-progress")
     assert main([*args, "--steps", "2", "--free-running", "true"]) == 0
-    assert json.loads((tmp_path / "config.json").read_text())["model"]["free_running"] is True
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["train"]["free_running"] is True and "free_running" not in config["model"]
     assert main([*args, "--steps", "3", "--free-running", "true", "--resume"]) == 0
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
-    assert ckpt["step"] == 3 and ckpt["config"]["free_running"] is True
+    assert ckpt["step"] == 3 and ckpt["train_config"]["free_running"] is True
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert all(math.isfinite(r["loss"]) for r in rows if "loss" in r)
 
@@ -325,7 +328,7 @@ def test_ema_is_the_moving_average_of_the_weights_by_hand(tmp_path):
     path = pretrained.export_weights(ckpt, "e", tmp_path / "w")
     assert torch.equal(pretrained.read_weights(path)["model"][name], ckpt["ema"][name])
     again = Trainer(model_cfg, small(4, ema=0.5)[1], tmp_path / "a", resume=True)
-    assert torch.equal(again.ema[name], ckpt["ema"][name])  # resumed, not restarted
+    assert torch.equal(again.ema.module.state_dict()[name], ckpt["ema"][name])  # not restarted
     child = Trainer(model_cfg, small(1)[1], tmp_path / "b", init_from=tmp_path / "a/checkpoint.pt")
     assert torch.equal(child.svg.state_dict()[name], ckpt["ema"][name]) and child.ema is None
 
@@ -344,10 +347,105 @@ def test_ema_heldout_scores_the_average_and_leaves_the_weights(tmp_path, monkeyp
 
     monkeypatch.setattr(HeldOut, "evaluate", spy)
     trainer.fit(progress=False)
-    name = next(k for k, v in trainer.ema.items() if v.is_floating_point() and v.dim() > 1)
-    assert torch.equal(scored[0][name], trainer.ema[name])  # the average was scored
-    assert not torch.equal(trainer.svg.state_dict()[name], trainer.ema[name])  # weights back
+    ema = trainer.ema.module.state_dict()
+    name = next(k for k, v in ema.items() if v.is_floating_point() and v.dim() > 1)
+    assert torch.equal(scored[0][name], ema[name])  # the average was scored
+    assert not torch.equal(trainer.svg.state_dict()[name], ema[name])  # weights back
     best = load_checkpoint(tmp_path / "best.pt")
-    assert torch.equal(best["ema"][name], trainer.ema[name])
+    assert torch.equal(best["ema"][name], ema[name])
     with pytest.raises(ValueError, match="ema"):
         TrainConfig(ema=1.0)
+
+
+def _states_after_each_step(trainer):
+    """Record the live state dict after every step of ``trainer`` (the first: before any)."""
+    states = [{k: v.clone() for k, v in trainer.svg.state_dict().items()}]
+
+    def keep(frames):
+        out = Trainer.train_step(trainer, frames)
+        states.append({k: v.clone() for k, v in trainer.svg.state_dict().items()})
+        return out
+
+    trainer.train_step = keep
+    return states
+
+
+def test_ema_by_averaged_model_is_the_hand_written_average_bit_for_bit(tmp_path):
+    """torch's AveragedModel (with buffers) gives what the hand-written average gave: a lerp by
+    1 - d of every float tensor, BatchNorm statistics included, counters copied; and a resumed
+    run's average goes on as an uninterrupted run's does."""
+    model_cfg, train_cfg = small(4, ema=0.9)
+    trainer = Trainer(model_cfg, train_cfg, tmp_path / "a")
+    states = _states_after_each_step(trainer)
+    trainer.fit(progress=False)
+    hand = {k: v.clone() for k, v in states[0].items()}
+    for live in states[1:]:
+        for k, v in live.items():
+            if v.is_floating_point():
+                hand[k] = torch.lerp(hand[k], v, 1.0 - 0.9)  # the former _update_ema
+            else:
+                hand[k] = v.clone()
+    ema = trainer.ema.module.state_dict()
+    assert list(ema) == list(hand)
+    for k, v in hand.items():
+        assert torch.equal(ema[k], v), k
+        if v.is_floating_point():  # the formula: d * avg + (1 - d) * weights, to fp32 rounding
+            avg = states[0][k]
+            for live in states[1:]:
+                avg = 0.9 * avg + 0.1 * live[k]
+            torch.testing.assert_close(v, avg, rtol=1e-5, atol=1e-6)
+    assert any(k.endswith("running_mean") for k in hand)  # BatchNorm statistics averaged
+    # stopped after 2 steps and resumed: the same average after 4
+    Trainer(model_cfg, small(2, ema=0.9)[1], tmp_path / "b").fit(progress=False)
+    resumed = Trainer(model_cfg, train_cfg, tmp_path / "b", resume=True)
+    resumed.fit(progress=False)
+    for k, v in resumed.ema.module.state_dict().items():
+        assert torch.equal(v, ema[k]), k
+
+
+def test_warmup_schedule_gives_each_step_its_rate_and_survives_a_resume(tmp_path):
+    """The LambdaLR sets, before the update of run step s, warmup_lr(s): lr (s + 1) / W over the
+    first W steps, then lr; a skipped (non-finite) step moves the schedule on too; a resumed run
+    (also from a checkpoint whose optimizer never had a scheduler) goes on with its warm-up."""
+    model_cfg, train_cfg = small(6, lr=0.004, lr_warmup=4)
+    trainer = Trainer(model_cfg, train_cfg, tmp_path / "a")
+    rates, forward = [], trainer.forward
+
+    def spy(frames):
+        rates.append(trainer.optimizer.param_groups[0]["lr"])
+        loss = forward(frames)
+        return loss * float("nan") if len(rates) == 2 else loss  # step 1 is skipped
+
+    trainer.forward = spy
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no torch warning for the skipped step's schedule
+        trainer.fit(steps=3, progress=False)
+    assert trainer.skipped == 1
+    expected = [warmup_lr(train_cfg, s) for s in range(6)]
+    assert expected == pytest.approx([0.001, 0.002, 0.003, 0.004, 0.004, 0.004])
+    assert expected == [0.004 * (s + 1) / 4 for s in range(4)] + [0.004] * 2
+    assert rates == expected[:3]
+    trainer.forward = forward
+    trainer.save()
+    # resumed mid-warm-up: step 3's rate, then the full rate
+    again = Trainer(model_cfg, train_cfg, tmp_path / "a", resume=True)
+    assert again.step == 3 and again.optimizer.param_groups[0]["lr"] == expected[3]
+    # a checkpoint written before the scheduler: no initial_lr, the last step's rate
+    ckpt = torch.load(tmp_path / "a/checkpoint.pt", weights_only=True)
+    for group in ckpt["optimizer"]["param_groups"]:
+        group.pop("initial_lr")
+        group["lr"] = expected[2]
+    torch.save(ckpt, tmp_path / "a/checkpoint.pt")
+    old = Trainer(model_cfg, train_cfg, tmp_path / "a", resume=True)
+    assert old.optimizer.param_groups[0]["lr"] == expected[3]
+    old.fit(progress=False)
+    assert old.optimizer.param_groups[0]["lr"] == 0.004
+    # the schedule alone, built at a step
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = warmup_schedule(opt, train_cfg, step=1)
+    got = []
+    for _ in range(5):
+        got.append(opt.param_groups[0]["lr"])
+        opt.step()
+        schedule.step()
+    assert got == expected[1:]

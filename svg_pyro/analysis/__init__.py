@@ -7,15 +7,15 @@
   as a ROC AUC).
 * :mod:`svg_pyro.analysis.identity`: do forecast digits keep their identity? (:func:`best_match`,
   :func:`identity_frames`, :func:`calibrate`, :func:`ink`, :func:`teacher_forced_matches`,
-  :func:`identity_grid`, :func:`run_identity`, :func:`testset_identity`).
+  :func:`identity_grid`, :func:`run_identity`, :func:`testset_identity`, and
+  :class:`IdentityLabels`, the labels of ``svg-pyro sample --identity``).
 * :mod:`svg_pyro.analysis.kl`: the KL per frame of the training objective
   (:func:`step_distributions`, :func:`step_kl`, :func:`kl_per_frame`, :func:`run_kl`): has the
   posterior collapsed?
-* :mod:`svg_pyro.analysis.command`: their command line, ``svg-pyro analyze
-  collisions|identity|kl``.
 
-Every public name of the first four is re-exported here, so ``from svg_pyro.analysis import
-to_inference_data`` works as it always has.
+Their command line, ``svg-pyro analyze collisions|identity|kl``, is
+:mod:`svg_pyro.commands.analyze`. Every public name of the four is re-exported here, so ``from
+svg_pyro.analysis import to_inference_data`` works as it always has.
 """
 
 from svg_pyro.analysis.arviz_export import to_inference_data
@@ -33,6 +33,7 @@ from svg_pyro.analysis.collisions import (
     smmnist_collision_data,
 )
 from svg_pyro.analysis.identity import (
+    IdentityLabels,
     best_match,
     calibrate,
     digit_images,
@@ -50,6 +51,7 @@ from svg_pyro.analysis.kl import kl_per_frame, plot_kl, run_kl, step_distributio
 
 __all__ = [
     "DEFAULT_LAGS",
+    "IdentityLabels",
     "best_match",
     "calibrate",
     "digit_images",

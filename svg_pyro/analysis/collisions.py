@@ -7,7 +7,7 @@ MNIST digit hits a wall (the paper's Figure 6, quantified)?
 * :func:`collision_analysis` scores that sigma against the recorded wall hits
   (:func:`collision_labels`, :func:`collision_scores`) as a ROC AUC (:func:`roc_auc`, the
   Mann-Whitney statistic); :func:`run_collisions` is the whole experiment on a checkpoint,
-  which ``svg-pyro analyze collisions`` (:mod:`svg_pyro.analysis.command`) runs.
+  which ``svg-pyro analyze collisions`` (:mod:`svg_pyro.commands.analyze`) runs.
 
 Indexing: frames are ``x_0..x_{T-1}``; latents ``z_1..z_{T-1}``, ``z_t`` explains frame ``t``
 and its prior has seen ``x_0..x_{t-1}``.
@@ -23,9 +23,8 @@ import torch
 
 from svg_pyro import viz
 from svg_pyro.analysis._common import eval_context, require_latent
-from svg_pyro.checkpoint import load_model
 from svg_pyro.data import smmnist_test_sequences
-from svg_pyro.device import resolve_device
+from svg_pyro.loaded import load_trained
 from svg_pyro.svg import SVG
 
 __all__ = [
@@ -279,22 +278,21 @@ def run_collisions(
     """
     if sequences < 1:
         raise ValueError(f"--sequences must be >= 1, got {sequences}")
-    svg, ckpt = load_model(checkpoint, resolve_device(device))
+    run = load_trained(checkpoint, device)
+    svg, data = run.svg, run.data
     require_latent(svg)
     if heatmap is not None and svg.config.rnn != "conv":
         raise ValueError("--heatmap needs a ConvLSTM model (rnn='conv'): its z_t is a map")
-    train = ckpt.get("train_config", {})
-    if train.get("dataset", "smmnist") != "smmnist":
+    if data.dataset != "smmnist":
         raise ValueError(
-            f"collisions need Stochastic Moving MNIST; {checkpoint} was trained on "
-            f"{train.get('dataset')!r}"
+            f"collisions need Stochastic Moving MNIST; {checkpoint} was trained on {data.dataset!r}"
         )
     frames = svg.config.seq_len if frames is None else frames
     if frames < 3:
         raise ValueError(f"--frames must be >= 3, got {frames}")
-    num_digits = int(train.get("num_digits", 2)) if num_digits is None else num_digits
+    num_digits = data.num_digits if num_digits is None else num_digits
     if deterministic is None:
-        deterministic = bool(train.get("deterministic_motion", False))
+        deterministic = data.deterministic_motion
     x, bounces = smmnist_collision_data(
         sequences, frames, num_digits, deterministic, seed, mnist_root
     )
@@ -304,7 +302,7 @@ def run_collisions(
     sigma = result.pop("sigma")
     report = {
         "checkpoint": str(checkpoint),
-        "checkpoint_step": int(ckpt.get("step", -1)),
+        "checkpoint_step": run.step,
         "variant": svg.config.variant,
         "sequences": sequences,
         "frames": frames,

@@ -18,6 +18,7 @@ Frames are ``[..., 64, 64]`` or ``[..., 1, 64, 64]``, values in [0, 1]; digit im
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,10 @@ import torch.nn.functional as F
 from pyro import poutine
 
 from svg_pyro import viz
-from svg_pyro.checkpoint import load_model
+from svg_pyro.checkpoint import check_testset
 from svg_pyro.data.moving_mnist import DIGIT_SIZE, StochasticMovingMNIST
 from svg_pyro.data.testsets import load_testset
-from svg_pyro.device import resolve_device
-from svg_pyro.rollout_bn import warn_if_statistics_of_true_frames
+from svg_pyro.loaded import load_trained
 from svg_pyro.svg import sampling_mode
 
 EPS = 1e-6  # a window with less pixel variance than this (blank) matches nothing
@@ -148,6 +148,40 @@ def testset_identity(
     return glyphs, calibrate(future, glyphs, false_match)["threshold"]
 
 
+@dataclass
+class IdentityLabels:
+    """The identity frames of forecasts of a stored SM-MNIST test set, one sequence at a time:
+    what labels the pictures of ``svg-pyro sample --identity``
+    (:func:`svg_pyro.sample.run_sampling`). ``glyphs [N, D, 32, 32]`` are the set's digit
+    images, ``threshold`` the correlation a digit must reach (calibrated on the whole set's
+    future frames, :func:`testset_identity`)."""
+
+    glyphs: torch.Tensor
+    threshold: float
+
+    @classmethod
+    def of_testset(
+        cls, testset: str | Path, n_past: int, mnist_root: str | None = None
+    ) -> IdentityLabels:
+        """The labels of the test set ``testset`` forecast from ``n_past`` context frames."""
+        return cls(*testset_identity(testset, n_past, mnist_root))
+
+    @torch.no_grad()
+    def label(
+        self, index: int, truth: torch.Tensor, samples: torch.Tensor
+    ) -> tuple[list[str], dict[str, Any]]:
+        """Sequence ``index``'s ``truth [F, 1, 64, 64]`` and ``samples [K, F, 1, 64, 64]`` ->
+        one note per picture row (the truth's, then each sample's: ``"id n/F"``) and the record
+        ``{"identity_frames": [K], "truth_identity_frames": n}``."""
+        g = self.glyphs[index : index + 1].to(samples.device)
+        kept_truth = int(identity_frames(best_match(truth[None], g), self.threshold)[0])
+        kept = identity_frames(
+            best_match(samples, g.expand(samples.shape[0], -1, -1, -1)), self.threshold
+        ).tolist()
+        notes = [f"id {n}/{truth.shape[0]}" for n in [kept_truth, *kept]]
+        return notes, {"identity_frames": kept, "truth_identity_frames": kept_truth}
+
+
 @torch.no_grad()
 def forecast_matches(
     svg,
@@ -202,13 +236,12 @@ def teacher_forced_means(svg, frames: torch.Tensor, latents: str = "posterior") 
     """One draw of the model's teacher-forced means of ``frames [B, T, C, 64, 64]`` after its
     ``n_past``: ``[B, T - n_past, C, 64, 64]`` (float32), latents from the guide
     (``"posterior"``) or the prior (``"prior"``), in the module's current mode. Every input is
-    a true frame, also for a model trained free-running (:meth:`SVG.teacher_forcing`)."""
-    with svg.teacher_forcing():
-        if latents == "posterior":
-            guide_tr = poutine.trace(svg.guide).get_trace(frames)
-            means = poutine.replay(svg.model, trace=guide_tr)(frames)
-        else:
-            means = svg.model(frames)
+    a true frame."""
+    if latents == "posterior":
+        guide_tr = poutine.trace(svg.guide).get_trace(frames)
+        means = poutine.replay(svg.model, trace=guide_tr)(frames)
+    else:
+        means = svg.model(frames)
     return means[:, svg.config.n_past - 1 :].float()  # the model returns frames 1..T-1
 
 
@@ -331,6 +364,8 @@ def run_identity(
     writes :func:`identity_grid` of the first ``plot_sequences`` sequences there (PNG), run on
     a batch of ``batch_size`` sequences."""
     data = load_testset(testset)
+    svg = load_trained(checkpoint, device).svg
+    check_testset(data, svg, name=testset)  # before any work
     glyphs = _replayed_images(data, testset, mnist_root)
     frames = torch.from_numpy(data["frames"]).float() / 255.0
     if sequences is not None:
@@ -342,8 +377,6 @@ def run_identity(
     future = frames[:, n_past:]
     calibration = calibrate(future, glyphs, false_match)
     threshold = calibration["threshold"]
-    svg, ckpt = load_model(checkpoint, resolve_device(device))
-    warn_if_statistics_of_true_frames(svg, ckpt, bn_train_mode)
     if teacher_forced and n_past != svg.config.n_past:
         raise ValueError(
             f"teacher-forced means follow the model's n_past={svg.config.n_past}: "

@@ -17,7 +17,6 @@ Indexing: frames are ``x_0..x_{T-1}``; latents ``z_1..z_{T-1}``, ``z_t`` explain
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +27,9 @@ from torch.distributions import Distribution, Independent, kl_divergence
 
 from svg_pyro import viz
 from svg_pyro.analysis._common import eval_context, require_latent
-from svg_pyro.checkpoint import load_model
+from svg_pyro.checkpoint import check_testset
 from svg_pyro.data.testsets import load_testset, to_float
-from svg_pyro.device import resolve_device
+from svg_pyro.loaded import load_trained
 from svg_pyro.svg import SVG
 
 __all__ = ["ACTIVE_NATS", "kl_per_frame", "plot_kl", "run_kl", "step_distributions", "step_kl"]
@@ -45,8 +44,7 @@ def step_distributions(
     """q(z_t | x_{0:t}) and p(z_t | x_{0:t-1}) for t = 1..T-1 of ``frames [B, T, C, H, W]``.
 
     The guide draws one z per step and the model is replayed on it, so a prior that depends on
-    earlier latents sees the guide's draws, as in training (for a model trained with
-    ``free_running``, the prior after the context reads its own fed-back means).
+    earlier latents sees the guide's draws, as in training: every frame is a true frame.
     """
     with svg.shared_encoding():
         guide_tr = poutine.trace(svg.guide).get_trace(frames)
@@ -149,14 +147,12 @@ def run_kl(
     device: str = "auto",
     progress: bool = True,
     plot: str | Path | None = None,
-    teacher_forced: bool = False,
 ) -> dict[str, Any]:
     """The ``analyze kl`` report of a model on a test set (``svg-pyro data ...`` .npz).
 
-    The KL of the training objective on the first ``frames`` frames of each sequence (default:
-    the model's training length): teacher-forced, or for a model trained with
-    ``free_running`` free-running after its context unless ``teacher_forced`` (``setting`` says
-    which), BatchNorm in eval mode.
+    The KL of the model's ELBO on the first ``frames`` frames of each sequence (default: the
+    model's training length), every frame a true one (the model is the paper's, however it was
+    trained), BatchNorm in eval mode.
     Reports the KL per frame averaged over everything (``kl_per_frame``), per latent step
     (``kl_by_time``, mean and 95% interval over sequences), per latent dimension
     (``kl_by_dimension``) and ``active_dimensions``: how many have a mean KL above
@@ -167,27 +163,27 @@ def run_kl(
         if sequences < 1:
             raise ValueError(f"--sequences must be >= 1, got {sequences}")
         x = x[:sequences]
-    svg, ckpt = load_model(checkpoint, resolve_device(device))
+    run = load_trained(checkpoint, device)
+    svg = run.svg
+    x = check_testset(x, svg, name=testset)  # before any work
     require_latent(svg)
     frames = svg.config.seq_len if frames is None else frames
     if not 2 <= frames <= x.shape[1]:
         raise ValueError(f"--frames must be in 2..{x.shape[1]} (the test set's), got {frames}")
     x = to_float(x[:, :frames], "cpu")
-    with svg.teacher_forcing() if teacher_forced else contextlib.nullcontext():
-        kl, per_dim, methods = kl_per_frame(svg, x, batch_size, seed=seed, progress=progress)
-        scoring = svg.scoring()
+    kl, per_dim, methods = kl_per_frame(svg, x, batch_size, seed=seed, progress=progress)
     n = len(kl)
     half = 1.96 * kl.std(0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(kl.shape[1])
     report: dict[str, Any] = {
         "checkpoint": str(checkpoint),
-        "checkpoint_step": int(ckpt.get("step", -1)),
+        "checkpoint_step": run.step,
         "variant": svg.config.variant,
         "prior": svg.config.prior,
         "testset": str(testset),
         "sequences": n,
         "frames": frames,
         "seed": seed,
-        "setting": f"{scoring}, BatchNorm in eval mode (saved statistics)",
+        "setting": "teacher-forced on the true frames, BatchNorm in eval mode (saved statistics)",
         "method": "+".join(sorted(methods)),
         "kl_per_frame": float(kl.mean()),
         "kl_per_sequence": float(kl.sum(1).mean()),

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import resource
 import tempfile
 import time
@@ -520,21 +519,3 @@ def describe(rec: dict[str, Any]) -> str:
     if "mfu" in rec:
         text += f", MFU {100 * rec['mfu']:.1f}% of {rec['matmul_tflops']:.3g} TFLOP/s"
     return text
-
-
-def run(args: argparse.Namespace) -> int:
-    """``svg-pyro bench``: one record, as JSON (``--json``) or a line of text."""
-    rec = run_bench(args)
-    print(json.dumps(rec) if args.json else describe(rec))
-    return 0
-
-
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Register ``svg-pyro bench`` on the CLI's subparsers."""
-    p = sub.add_parser(
-        "bench",
-        help="time SVG-LP training steps (or sampling) on random frames; one JSON line",
-        description=__doc__.split("\n\n")[0],
-    )
-    add_bench_arguments(p)
-    return p

@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from svg_pyro.data.moving_mnist import StochasticMovingMNIST
+from svg_pyro.errors import InputFileError, file_kind
 
 
 def smmnist_test_sequences(
@@ -80,30 +81,87 @@ def write_smmnist_testset(
     return out
 
 
+#: The frame size of every stored test set and of every model: ``[C, 64, 64]``.
+FRAME_SIZE = 64
+
+#: How to write a test set, for messages.
+_WRITE_ONE = "`svg-pyro data smmnist-testset`, `kth-testset` or `bair-testset` writes one"
+
+#: How a file that cannot be read as an .npz is described, by its :func:`file_kind`.
+_KINDS = {
+    "empty": "is empty (0 bytes)",
+    "truncated or damaged": "is truncated or damaged (was it copied only in part?)",
+    "a PyTorch file": "is a PyTorch checkpoint (for --checkpoint)",
+    "a single .npy array": "is a single .npy array",
+}
+
+
 def load_testset(path: str | Path) -> dict[str, np.ndarray]:
-    """Read a stored test set; ``ValueError`` if it is not one.
+    """Read a stored test set; ``FileNotFoundError`` if it is missing, else
+    :class:`~svg_pyro.errors.InputFileError` (a ``ValueError``), in one line, if it is not one
+    (a folder, an empty, truncated or damaged file, another kind of file, an .npz without
+    ``frames``). Nothing in the file is unpickled.
 
     Takes this package's layout (``frames`` uint8 ``[N, T, C, H, W]``) and SRVP's
     (``sequences`` uint8 ``[T, N, H, W]``, time-major, as :mod:`svg_pyro.data.srvp` and SRVP's
     own script write it), which is returned with ``frames`` in this package's layout.
     """
     path = Path(path)
+    if path.is_dir():
+        found = sorted(path.glob("*.npz"))
+        hint = f"did you mean {found[0]}?" if len(found) == 1 else _WRITE_ONE
+        raise InputFileError(f"{path} is a folder, not a test set file ({hint})")
     if not path.is_file():
-        raise FileNotFoundError(f"test set {path} does not exist")
+        raise FileNotFoundError(f"test set {path} does not exist ({_WRITE_ONE})")
+    kind = file_kind(path)
+    if kind != "an .npz archive":
+        what = _KINDS.get(kind, f"is {kind}")
+        raise InputFileError(f"{path} {what}, not an .npz test set ({_WRITE_ONE})")
     try:
         with np.load(path, allow_pickle=False) as data:
             out = {k: data[k] for k in data.files}
-    except Exception as err:  # zipfile/pickle errors: say which file
-        raise ValueError(f"{path} is not a readable .npz test set: {err}") from None
+    except Exception as err:  # zipfile/zlib errors inside the archive, or object arrays
+        what = "holds arrays of Python objects" if "pickle" in str(err) else "is damaged"
+        raise InputFileError(
+            f"{path} {what}, not a readable .npz test set ({_WRITE_ONE})"
+        ) from None
     if "frames" not in out and "sequences" in out and out["sequences"].ndim == 4:
         out["frames"] = np.ascontiguousarray(out["sequences"].transpose(1, 0, 2, 3)[:, :, None])
     frames = out.get("frames")
     if frames is None or frames.dtype != np.uint8 or frames.ndim != 5:
-        raise ValueError(
-            f"{path}: expected key 'frames' uint8 [N, T, C, H, W] "
-            "(or SRVP's 'sequences' [T, N, H, W])"
+        found = (
+            f"its 'frames' are {frames.dtype} {list(frames.shape)}"
+            if frames is not None
+            else f"it has {', '.join(repr(k) for k in out) or 'no arrays'}"
+        )
+        raise InputFileError(
+            f"{path} is an .npz file but not a test set: {found}; a test set has 'frames' "
+            "uint8 [N, T, C, H, W] (or SRVP's 'sequences' [T, N, H, W])"
         )
     return out
+
+
+def check_frames(
+    frames: np.ndarray | torch.Tensor,
+    shape: tuple[int, int, int],
+    name: str | Path = "the test set",
+    n_frames: int | None = None,
+) -> None:
+    """:class:`~svg_pyro.errors.InputFileError` (a ``ValueError``), in one line, unless the
+    frames ``[N, T, C, H, W]`` have the per-frame ``shape`` ``(C, H, W)`` (and, given
+    ``n_frames``, sequences of at least that many frames). Cheap: reads shapes only."""
+    got = tuple(int(d) for d in frames.shape[2:])
+    if got != tuple(shape):
+        size = "x".join(str(d) for d in got) or "no"
+        want = "x".join(str(d) for d in shape)
+        raise InputFileError(
+            f"{name} has frames of {size} (C x H x W); the model takes {want} frames "
+            f"({_WRITE_ONE} at that size)"
+        )
+    if n_frames is not None and frames.shape[1] < n_frames:
+        raise InputFileError(
+            f"{name} has sequences of {frames.shape[1]} frames; the protocol needs {n_frames}"
+        )
 
 
 class TestSet(Dataset):
@@ -131,15 +189,16 @@ def load_frames(
 ) -> np.ndarray:
     """The test set's ``frames`` uint8 ``[N, n_frames, C, H, W]`` (first ``sequences`` of them).
 
-    ``ValueError`` if its sequences are shorter than ``n_frames`` or its channels differ.
+    ``ValueError`` if its sequences are shorter than ``n_frames`` or, given the model's
+    ``channels``, its frames are not ``[channels, 64, 64]`` (:func:`check_frames`).
     """
     frames = load_testset(testset)["frames"]
+    if channels is not None:
+        check_frames(frames, (channels, FRAME_SIZE, FRAME_SIZE), testset)
     if frames.shape[1] < n_frames:
-        raise ValueError(
+        raise InputFileError(
             f"{testset} has sequences of {frames.shape[1]} frames; the protocol needs {n_frames}"
         )
-    if channels is not None and frames.shape[2] != channels:
-        raise ValueError(f"{testset} has {frames.shape[2]} channels; the model has {channels}")
     if sequences is not None:
         if sequences < 1:
             raise ValueError(f"--sequences must be >= 1, got {sequences}")

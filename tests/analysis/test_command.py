@@ -1,4 +1,4 @@
-"""svg_pyro.analysis.command: ``svg-pyro analyze collisions``."""
+"""svg_pyro.commands.analyze: ``svg-pyro analyze collisions``."""
 
 import json
 
@@ -8,7 +8,7 @@ import pytest
 from svg_pyro import TrainConfig
 from svg_pyro.analysis import collision_labels, prior_scale, roc_auc, smmnist_collision_data
 from svg_pyro.checkpoint import load_model
-from svg_pyro.cli import main
+from svg_pyro.commands.cli import main
 from svg_pyro.train import Trainer
 from tests.conftest import tiny_config
 

@@ -159,7 +159,7 @@ def test_teacher_forced_matches_score_the_models_own_means():
         teacher_forced_matches(svg, frames, glyphs, "guide")
 
 
-def test_teacher_forced_reconstruction_of_a_true_digit_is_recognised():
+def test_teacher_forced_reconstruction_of_a_true_digit_is_recognised(monkeypatch):
     """A model whose decoder returns the true frame (an identity reconstruction) keeps every
     digit: the teacher-forced scores are those of the truth."""
     svg = SVG(tiny_config(n_past=2, n_future=3))
@@ -168,10 +168,10 @@ def test_teacher_forced_reconstruction_of_a_true_digit_is_recognised():
     for t in range(5):
         frames[0, t, 0] = _frame_with(g[0], 2 + t, 0) + _frame_with(g[1], 30 - t, 32)
 
-    def decode(h, skips, first_target=1, n_past=None):
+    def decode(nets, h, skips, first_target=1, n_past=None):
         return frames[:, first_target:].expand(h.shape[0], -1, -1, -1, -1)
 
-    svg.decode = decode
+    monkeypatch.setattr("svg_pyro.models.svg.decode", decode)  # the model's teacher-forced decoder
     m = teacher_forced_matches(svg, frames, g[None], "prior", n_samples=1)
     truth = best_match(frames[:, 2:], g[None])
     assert torch.allclose(m[0], truth)
@@ -197,7 +197,7 @@ def test_identity_grid_draws_truth_teacher_forced_and_forecast_rows():
 def test_analyze_identity_command_writes_its_report(tmp_path, capsys):
     import json
 
-    from svg_pyro.cli import main
+    from svg_pyro.commands.cli import main
     from tests.conftest import save_checkpoint
 
     path = write_smmnist_testset(

@@ -10,7 +10,7 @@ import torch
 from svg_pyro import SVG, TrainConfig
 from svg_pyro.analysis import kl_per_frame, step_distributions, step_kl
 from svg_pyro.checkpoint import load_model
-from svg_pyro.cli import main
+from svg_pyro.commands.cli import main
 from svg_pyro.data import load_testset, write_smmnist_testset
 from svg_pyro.train import Trainer
 from tests.conftest import tiny_config
@@ -53,36 +53,6 @@ def test_kl_per_frame_matches_the_gaussian_formula(frames):
     np.testing.assert_allclose(per_dim, expected.double().numpy(), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(kl, expected.sum(-1).double().numpy(), rtol=1e-4, atol=1e-6)
     assert kl.min() > 0 and kl.std() > 0
-
-
-def test_kl_of_a_free_running_model_reads_its_prior_off_the_fed_back_means(frames):
-    """After the context the prior of a free-running model reads the encoding of its own
-    means: the KL there is the forecast prior's (replayed on the guide's latents)."""
-    import pyro
-    from pyro import poutine
-
-    from tests.models.test_forecast import lively
-
-    svg = lively(SVG(tiny_config(prior="learned", n_past=2, free_running=True)))
-    kl, per_dim, _ = kl_per_frame(svg, frames, batch_size=3)
-    with torch.no_grad():
-        pyro.set_rng_seed(3)
-        guide_tr = poutine.trace(svg.guide).get_trace(frames)
-        pyro.set_rng_seed(3)  # the same guide draws
-        post, prior = step_distributions(svg, frames)
-        latents = {n: s["value"] for n, s in guide_tr.nodes.items() if n.startswith("z_")}
-        tr = poutine.trace(poutine.condition(svg.model, data=latents)).get_trace(
-            frames[:, :2], n_future=3
-        )
-    for t, (q, p) in enumerate(zip(post, prior), start=1):
-        forecast_prior = tr.nodes[f"z_{t}"]["fn"]
-        torch.testing.assert_close(q.mean, guide_tr.nodes[f"z_{t}"]["fn"].mean)
-        torch.testing.assert_close(p.mean, forecast_prior.mean)
-        torch.testing.assert_close(p.stddev, forecast_prior.stddev)
-    teacher = _hand_kl(svg, frames).sum(-1)
-    np.testing.assert_allclose(kl[:, :2], teacher[:, :2].double().numpy(), rtol=1e-4, atol=1e-6)
-    assert not np.allclose(kl[:, 2:], teacher[:, 2:].double().numpy(), rtol=1e-3)
-    assert per_dim.shape == (3, 4, svg.config.z_dim)
 
 
 def test_fixed_prior_kl_is_against_the_standard_normal(frames):
@@ -155,26 +125,29 @@ def test_analyze_kl_cli_reports_what_a_hand_computation_gives(tmp_path, capsys):
     assert len(report["kl_by_time"]["ci95"]) == 4 and min(report["kl_by_time"]["ci95"]) >= 0
 
 
-def test_analyze_kl_of_a_free_running_model_says_how_it_scored(tmp_path, capsys):
-    """``--teacher-forced`` scores a free-running model on the true frames (the hand
-    computation); without it the report is the training objective's, free-running."""
-    ckpt = _checkpoint(tmp_path, "learned", free_running=True)
+def test_analyze_kl_of_a_model_saved_with_free_running_is_teacher_forced(tmp_path, capsys):
+    """A checkpoint of an older version kept ``free_running`` in its model configuration: it
+    loads, and its KL is the paper's model's, on the true frames (the hand computation), with
+    or without the old ``--teacher-forced`` flag."""
+    ckpt = _checkpoint(tmp_path, "learned")
+    saved = torch.load(ckpt, weights_only=True)
+    saved["config"]["free_running"] = True
+    torch.save(saved, ckpt)
     testset = write_smmnist_testset(
         tmp_path / "t.npz", sequences=4, frames=8, num_digits=1, seed=0, progress=False
     )
     args = ["analyze", "kl", "--checkpoint", ckpt, "--testset", str(testset), "--no-progress"]
     assert main([*args, "--json", str(tmp_path / "tf.json"), "--teacher-forced"]) == 0
-    assert "teacher-forced on the true frames)" in capsys.readouterr().err
-    assert main([*args, "--json", str(tmp_path / "fr.json")]) == 0
-    assert "free-running after the first 2 frames)" in capsys.readouterr().err
+    assert main([*args, "--json", str(tmp_path / "plain.json")]) == 0
+    assert "teacher-forced)" in capsys.readouterr().err
     forced = json.loads((tmp_path / "tf.json").read_text())
-    free = json.loads((tmp_path / "fr.json").read_text())
-    assert forced["setting"].startswith("teacher-forced") and free["setting"].startswith("free")
+    plain = json.loads((tmp_path / "plain.json").read_text())
+    assert plain["setting"].startswith("teacher-forced")
     svg, _ = load_model(ckpt)
     x = torch.from_numpy(load_testset(testset)["frames"][:, :5]).float() / 255.0
     expected = _hand_kl(svg, x).sum(-1).mean(0)
     np.testing.assert_allclose(forced["kl_by_time"]["mean"], expected, atol=1e-5)
-    np.testing.assert_allclose(free["kl_by_time"]["mean"][:2], expected[:2], atol=1e-5)
+    np.testing.assert_allclose(plain["kl_by_time"]["mean"], expected, atol=1e-5)
 
 
 def test_analyze_kl_cli_errors(tmp_path, capsys):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from svg_pyro import cli
+from svg_pyro.commands import cli
 from svg_pyro.data import BAIR, load_testset
 from svg_pyro.data.bair import find_sequences, natural_key
 from svg_pyro.data.tfrecord import (

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from svg_pyro import cli
+from svg_pyro.commands import cli
 from svg_pyro.data import KTH, load_testset, write_kth_testset
 from svg_pyro.data.kth import decode_video, find_videos, parse_sequences_file
 

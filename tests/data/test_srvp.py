@@ -5,7 +5,7 @@ import gzip
 import numpy as np
 import pytest
 
-from svg_pyro.cli import main
+from svg_pyro.commands.cli import main
 from svg_pyro.data import load_frames, load_testset
 from svg_pyro.data import srvp as srvp_mod
 from svg_pyro.data.srvp import read_idx, render, srvp_testset, trajectory

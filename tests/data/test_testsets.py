@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from svg_pyro.cli import main
+from svg_pyro.commands.cli import main
 from svg_pyro.data import StochasticMovingMNIST, TestSet, load_testset
 
 

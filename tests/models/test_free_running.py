@@ -1,5 +1,6 @@
-"""Free-running training (``SVGConfig.free_running``): the predicted frames of a training
-sequence are generated from the context, their means fed back, and observed."""
+"""Free-running training (``SVGLoss(svg, free_running=True)``, ``--free-running true``): the
+predicted frames of a training sequence are generated from the context, their means fed back,
+and observed at the true frames. The model is the paper's; the objective conditions it."""
 
 import pyro
 import pytest
@@ -8,16 +9,22 @@ from pyro import poutine
 from pyro.infer import SVI, TraceMeanField_ELBO
 
 from svg_pyro import SVG
-from svg_pyro.elbo import SVGLoss
+from svg_pyro.elbo import SVGLoss, free_running
 from tests.conftest import tiny_config
 from tests.models.test_forecast import lively
 
 P, T = 3, 6
 
 
-def _svg(prior: str, source: str = "previous", free_running: bool = True) -> SVG:
-    config = tiny_config(prior=prior, n_past=P, skip_source=source, free_running=free_running)
-    return lively(SVG(config))
+def _svg(prior: str, source: str = "previous") -> SVG:
+    return lively(SVG(tiny_config(prior=prior, n_past=P, skip_source=source)))
+
+
+def _trace(svg: SVG, frames: torch.Tensor):
+    """The guide on all frames and the free-running training model replayed on it."""
+    guide_tr = poutine.trace(svg.guide).get_trace(frames)
+    model = free_running(svg.model, svg.config.n_past)
+    return guide_tr, poutine.trace(poutine.replay(model, trace=guide_tr)).get_trace(frames)
 
 
 @pytest.mark.parametrize("source", ["last_context", "previous"])
@@ -28,15 +35,11 @@ def test_free_running_model_is_the_forecast_with_the_guides_latents(prior, sourc
     svg = _svg(prior, source)
     frames = torch.rand(2, T, 1, 64, 64, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        guide_tr = poutine.trace(svg.guide).get_trace(frames)
-        tr = poutine.trace(poutine.replay(svg.model, trace=guide_tr)).get_trace(frames)
+        guide_tr, tr = _trace(svg, frames)
         latents = {n: s["value"] for n, s in guide_tr.nodes.items() if n.startswith("z_")}
         assert sorted(latents) == ([f"z_{t}" for t in range(1, T)] if prior != "none" else [])
         forecast = poutine.condition(svg.model, data=latents)(frames[:, :P], n_future=T - P)
-        teacher = SVG(tiny_config(prior=prior, n_past=P, skip_source=source))
-        teacher.load_state_dict(svg.state_dict())
-        teacher.eval()
-        forced = poutine.condition(teacher.model, data=latents)(frames)
+        forced = poutine.condition(svg.model, data=latents)(frames)
     x_mean = tr.nodes["_RETURN"]["value"]
     assert x_mean.shape == (2, T - 1, 1, 64, 64)
     torch.testing.assert_close(x_mean, forecast)
@@ -53,8 +56,7 @@ def test_free_running_log_likelihood_by_hand():
     svg = _svg("learned")
     frames = torch.rand(2, T, 1, 64, 64, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
-        guide_tr = poutine.trace(svg.guide).get_trace(frames)
-        tr = poutine.trace(poutine.replay(svg.model, trace=guide_tr)).get_trace(frames)
+        _, tr = _trace(svg, frames)
     tr.compute_log_prob()
     sigma = svg.config.obs_sigma
     for t in range(P, T):
@@ -77,7 +79,7 @@ def test_free_running_gradient_flows_through_the_fed_back_means():
     svg.train()
     frames = torch.rand(2, T, 1, 64, 64, generator=torch.Generator().manual_seed(5))
     with svg.param_registration(False):
-        tr = poutine.trace(svg.model).get_trace(frames)
+        tr = poutine.trace(free_running(svg.model, P)).get_trace(frames)
     first, last = tr.nodes[f"x_hat_{P}"]["value"], tr.nodes[f"x_hat_{T - 1}"]["value"]
     (grad,) = torch.autograd.grad(last.sum(), [first])
     assert grad.abs().sum() > 0
@@ -86,12 +88,13 @@ def test_free_running_gradient_flows_through_the_fed_back_means():
 @pytest.mark.parametrize("prior", ["learned", "fixed", "none"])
 def test_free_running_trains_with_pyro_svi_and_lowers_the_loss(prior):
     pyro.set_rng_seed(0)
-    svg = SVG(tiny_config(prior=prior, n_past=2, free_running=True))
+    svg = SVG(tiny_config(prior=prior, n_past=2))
     frames = torch.rand(4, 5, 1, 64, 64, generator=torch.Generator().manual_seed(6)) * 0.2
-    svi = SVI(svg.model, svg.guide, pyro.optim.Adam({"lr": 3e-3}), TraceMeanField_ELBO())
+    model = free_running(svg.model, svg.config.n_past)
+    svi = SVI(model, svg.guide, pyro.optim.Adam({"lr": 3e-3}), TraceMeanField_ELBO())
     losses = [svi.step(frames) for _ in range(25)]
     assert sum(losses[-5:]) < sum(losses[:5])
-    loss = SVGLoss(svg)
+    loss = SVGLoss(svg, free_running=True)
     with torch.no_grad():
         neg_elbo = loss(frames)
     assert torch.isfinite(neg_elbo)
@@ -103,23 +106,27 @@ def test_free_running_with_context_only_is_teacher_forced():
     svg = _svg("learned")
     frames = torch.rand(2, P, 1, 64, 64)
     with torch.no_grad():
-        tr = poutine.trace(svg.model).get_trace(frames)
+        tr = poutine.trace(free_running(svg.model, P)).get_trace(frames)
     assert all(not n.startswith("x_hat_") for n in tr.nodes)
     assert [n for n in tr.nodes if n.startswith("x_")] == [f"x_{t}" for t in range(1, P)]
 
 
-def test_teacher_forcing_scores_a_free_running_model_on_the_true_frames():
-    svg = _svg("learned")
+def test_the_model_stays_the_papers_and_svgloss_chooses_the_objective():
+    """``svg.model(frames)`` teacher-forces every frame; ``SVGLoss(free_running=True)`` scores
+    the SVI loss of the free-running model (Pyro's own ELBO on the same traces), in eval mode
+    where BatchNorm groups nothing."""
+    svg = _svg("learned").eval()
     frames = torch.rand(2, T, 1, 64, 64, generator=torch.Generator().manual_seed(7))
-    assert svg.scoring() == f"free-running after the first {P} frames"
-    with torch.no_grad(), svg.teacher_forcing():
-        assert svg.scoring() == "teacher-forced on the true frames"
-        tr = poutine.trace(svg.model).get_trace(frames)
-    assert svg.config.free_running  # restored
-    assert not any(n.startswith("x_hat_") for n in tr.nodes)
-    teacher = SVG(tiny_config(prior="learned", n_past=P, skip_source="previous"))
-    teacher.load_state_dict(svg.state_dict())
-    teacher.eval()
     with torch.no_grad():
-        expected = poutine.replay(teacher.model, trace=tr)(frames)
-    torch.testing.assert_close(tr.nodes["_RETURN"]["value"], expected)
+        tr = poutine.trace(svg.model).get_trace(frames)
+        assert not any(n.startswith("x_hat_") for n in tr.nodes)
+        pyro.set_rng_seed(1)
+        ours = SVGLoss(svg, free_running=True)(frames)
+        pyro.set_rng_seed(1)
+        pyros = TraceMeanField_ELBO().differentiable_loss(
+            free_running(svg.model, P), svg.guide, frames
+        )
+        pyro.set_rng_seed(1)
+        forced = SVGLoss(svg)(frames)
+    torch.testing.assert_close(ours, pyros, rtol=1e-5, atol=1e-2)
+    assert not torch.isclose(ours, forced)

@@ -12,7 +12,7 @@ from torch.distributions import kl_divergence
 
 import svg_pyro
 from svg_pyro import SVG, SVGConfig, SVGLoss, TrainConfig
-from svg_pyro.cli import main
+from svg_pyro.commands.cli import main
 from svg_pyro.models import PRIORS, LearnedPrior, Prior, register_prior
 from svg_pyro.nets import GaussianLSTM, init_weights
 from svg_pyro.train import Trainer

@@ -10,7 +10,7 @@ import sys
 
 import torch
 
-from svg_pyro.cli import main
+from svg_pyro.commands.cli import main
 
 
 def _die() -> None:

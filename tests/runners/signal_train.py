@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 import svg_pyro.train as train
-from svg_pyro.cli import main
+from svg_pyro.commands.cli import main
 
 RANK = int(os.environ.get("RANK", 0))
 

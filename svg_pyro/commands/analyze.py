@@ -1,8 +1,7 @@
 """``svg-pyro analyze``: the command line of the analyses (``analyze collisions``, the collision
 study of :mod:`svg_pyro.analysis.collisions`; ``analyze identity``, whether forecast digits keep
 their identity, :mod:`svg_pyro.analysis.identity`; ``analyze kl``, the KL per frame,
-:mod:`svg_pyro.analysis.kl`). Exposes ``add_parser(subparsers)`` and
-``run(args)``, as every command module does."""
+:mod:`svg_pyro.analysis.kl`)."""
 
 from __future__ import annotations
 
@@ -15,8 +14,6 @@ from svg_pyro.analysis.collisions import plot_collisions, run_collisions
 from svg_pyro.analysis.identity import run_identity
 from svg_pyro.analysis.kl import run_kl
 from svg_pyro.checkpoint import atomic_write_json
-
-__all__ = ["add_parser", "run"]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,7 +58,7 @@ def run_kl_command(args: argparse.Namespace) -> int:
     )
     print(
         f"KL per frame {report['kl_per_frame']:.3f} nats ({report['sequences']} sequences, "
-        f"{report['frames']} frames, {report['setting'].split(',')[0]}); "
+        f"{report['frames']} frames, teacher-forced); "
         f"by frame {by_time[0]:.2f} (z_1) .. {by_time[-1]:.2f} (z_{len(by_time)}){active} -> {out}"
         + (f", {report['plot']}" if "plot" in report else ""),
         file=sys.stderr,
@@ -110,16 +107,24 @@ def _add_testset(p: argparse.ArgumentParser, help: str) -> None:
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Add ``analyze collisions`` to the CLI's subcommands."""
+    """Register ``svg-pyro analyze`` (``collisions``, ``identity``, ``kl``)."""
     p = sub.add_parser("analyze", help="posterior and prior analyses of a trained model")
     kinds = p.add_subparsers(dest="analyze_command", required=True, metavar="ANALYSIS")
+    _add_collisions(kinds)
+    _add_identity(kinds)
+    _add_kl(kinds)
+    return p
+
+
+def _add_collisions(kinds: Any) -> None:
+    """``analyze collisions`` and its flags."""
     q = kinds.add_parser(
         "collisions",
         help="does the learned prior's sigma rise when a digit hits a wall? (ROC AUC)",
         description="Run SM-MNIST test sequences with recorded wall hits through the model and "
         "score how well the learned prior's standard deviation predicts the steps after a hit.",
     )
-    options.add_checkpoint(q, "checkpoint.pt of a learned-prior model")
+    options.add_checkpoint(q, "a learned-prior model")
     q.add_argument("--sequences", type=int, default=512, help="test sequences (default 512)")
     q.add_argument("--json", required=True, help="where to write the report")
     q.add_argument("--plot", default=None, help="also draw sigma over time (PNG)")
@@ -150,6 +155,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     options.add_device(q)
     q.add_argument("--mnist-root", default=None, help="folder with MNIST/raw IDX files")
     options.add_no_progress(q)
+
+
+def _add_identity(kinds: Any) -> None:
+    """``analyze identity`` and its flags."""
     r = kinds.add_parser(
         "identity",
         help="do forecast digits keep their identity? (frames until a digit is lost)",
@@ -157,7 +166,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "predicted frames from the first on in which each digit's own image is found again "
         "(best-window correlation above a threshold calibrated on the true frames).",
     )
-    options.add_checkpoint(r, "checkpoint.pt or a shipped model's name")
+    options.add_checkpoint(r)
     _add_testset(r, "an svg-pyro data smmnist-testset .npz")
     r.add_argument("--n-past", type=int, default=5, help="context frames (default 5)")
     r.add_argument("--n-samples", type=int, default=20, help="forecasts per sequence (20)")
@@ -183,15 +192,18 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="also score the teacher-forced means (true inputs; posterior and prior z): is a "
         "digit lost in the rendering or in the rollout?",
     )
+
+
+def _add_kl(kinds: Any) -> None:
+    """``analyze kl`` and its flags."""
     k = kinds.add_parser(
         "kl",
         help="KL per frame of the training objective (has the posterior collapsed?)",
         description="KL(q(z_t | x_0..t) || p(z_t | x_0..t-1)) of every latent step of a test "
-        "set's sequences as the model is trained (teacher-forced on the true frames, or "
-        "free-running after the context for a --free-running model), BatchNorm in eval mode: "
-        "the mean per frame, per step (with 95%% intervals) and per latent dimension.",
+        "set's sequences, teacher-forced on the true frames, BatchNorm in eval mode: the mean "
+        "per frame, per step (with 95% intervals) and per latent dimension.",
     )
-    options.add_checkpoint(k, "checkpoint.pt or a shipped model's name (a latent model)")
+    options.add_checkpoint(k, "a model with latents")
     _add_testset(k, "a .npz test set (svg-pyro data ...)")
     k.add_argument(
         "--frames",
@@ -199,15 +211,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         default=None,
         help="frames per sequence (default: the model's training length)",
     )
-    k.add_argument(
-        "--teacher-forced",
-        action="store_true",
-        help="score every frame on the true frames, also for a --free-running model",
-    )
+    # every model is scored teacher-forced now; the flag stays for older scripts
+    k.add_argument("--teacher-forced", action="store_true", help=argparse.SUPPRESS)
     k.add_argument("--batch-size", type=int, default=64)
     k.add_argument("--seed", type=int, default=0, help="seed of the guide's draws (default 0)")
     k.add_argument("--json", required=True, help="where to write the report")
     k.add_argument("--plot", default=None, help="also draw the KL of every frame (PNG)")
     options.add_device(k)
     options.add_no_progress(k)
-    return p

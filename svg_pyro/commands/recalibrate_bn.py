@@ -7,10 +7,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from svg_pyro.checkpoint import atomic_save, eval_protocol, load_model
-from svg_pyro.device import resolve_device
+from svg_pyro import options
+from svg_pyro.checkpoint import atomic_save
+from svg_pyro.loaded import load_trained
 from svg_pyro.pretrained import weights_only
 from svg_pyro.rollout_bn import (
     CALIBRATION_BATCH,
@@ -18,8 +17,8 @@ from svg_pyro.rollout_bn import (
     CALIBRATION_SEED,
     CALIBRATION_SEQUENCES,
     context_batches,
+    needs_recalibration,
     recalibrate,
-    training_frames,
 )
 
 
@@ -27,34 +26,25 @@ def run(args: argparse.Namespace) -> int:
     """``svg-pyro recalibrate-bn``: a weights-only checkpoint with rollout statistics."""
     if args.sequences < 1 or args.samples < 1 or args.batch_size < 1:
         raise ValueError("--sequences, --samples and --batch-size must be >= 1")
-    dev = resolve_device(args.device)
-    svg, ckpt = load_model(args.checkpoint, dev)
-    train_config = dict(ckpt.get("train_config") or {})
-    if args.data_root:
-        train_config["data_root"] = args.data_root
-    if args.mnist_root:
-        train_config["mnist_root"] = args.mnist_root
-    p, f = eval_protocol(ckpt, args.n_past, args.n_future)
-    if not svg.skips_follow_frames:
-        print(
-            f"note: {args.checkpoint} takes its skips from a context frame "
-            f"(skip_source={svg.config.skip_source!r}); its running statistics already see the "
-            "frames its encoder sees when it forecasts",
-            flush=True,
+    loaded = load_trained(
+        args.checkpoint, args.device, args.n_past, args.n_future,
+        warn=False,  # this command is the remedy
+        mnist_root=args.mnist_root, data_root=args.data_root,
+    )  # fmt: skip
+    svg, ckpt, p, f = loaded.svg, loaded.checkpoint, loaded.n_past, loaded.n_future
+    if not needs_recalibration(svg):
+        why = (
+            "already holds BatchNorm statistics of its own forecasts"
+            if svg.bn_statistics.of_forecasts
+            else f"takes its skips from a context frame (skip_source={svg.config.skip_source!r}); "
+            "its running statistics already see the frames its encoder sees when it forecasts"
         )
-    frames = training_frames(train_config, args.sequences, p, args.seed)
-    torch.manual_seed(args.seed)
-    n = recalibrate(svg, context_batches(frames, p, args.batch_size, dev), f, args.samples)
-    meta = dict(ckpt.get("meta") or {})
-    meta["batchnorm"] = {
-        "statistics": "rollout",
-        "forecasts": n,
-        "sequences": args.sequences,
-        "samples": args.samples,
-        "n_past": p,
-        "n_future": f,
-        "seed": args.seed,
-    }
+        print(f"note: {args.checkpoint} {why}", flush=True)
+    frames = loaded.frames("train", args.sequences, args.seed, length=p)
+    loaded.seed(args.seed)
+    contexts = context_batches(frames, p, args.batch_size, loaded.device)
+    n = recalibrate(svg, contexts, f, args.samples, seed=args.seed)
+    meta = {**(ckpt.get("meta") or {}), "batchnorm": svg.bn_statistics.calibration}
     # the recalibrated weights, not the checkpoint's moving average (they are already it)
     out = weights_only({**ckpt, "model": svg.state_dict(), "ema": None}, meta)
     out["elapsed"] = ckpt.get("elapsed")
@@ -76,7 +66,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "from training-split contexts (for models whose skips come from the previous frame: "
         "see docs/evaluation.md) and write a weights-only checkpoint.",
     )
-    p.add_argument("--checkpoint", required=True, help="checkpoint.pt or a shipped model's name")
+    options.add_checkpoint(p)
     p.add_argument("--out", required=True, help="where to write the recalibrated checkpoint")
     p.add_argument(
         "--sequences",

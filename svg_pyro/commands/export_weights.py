@@ -1,8 +1,8 @@
 """``svg-pyro export-weights``: a checkpoint's weights as a shipped model (for maintainers).
 
 The registry and the weights files are :mod:`svg_pyro.pretrained`'s; this command reads a
-checkpoint (:mod:`svg_pyro.checkpoint`, which itself resolves shipped names through the
-registry, so the command lives above both) and writes it there.
+checkpoint (:func:`svg_pyro.checkpoint.load_model`) and writes it there
+(:func:`svg_pyro.pretrained.export_weights`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from typing import Any
 import torch
 
 from svg_pyro import pretrained
-from svg_pyro.checkpoint import load_checkpoint
-from svg_pyro.rollout_bn import rollout_calibration
+from svg_pyro.checkpoint import load_model
 
 FP16_TOLERANCE = 1e-3  # largest change of a sample that fp16 storage may cause
 
@@ -24,20 +23,14 @@ def run(args: argparse.Namespace) -> int:
 
     With ``--dtype float16`` the samples of the stored weights are compared with the
     checkpoint's (same context and seed, 20 generated frames); if they differ by more than
-    ``FP16_TOLERANCE`` the weights are stored in float32 instead, and the command says so.
+    ``FP16_TOLERANCE`` the weights are stored in float32 instead, and the command says so. The
+    stored ``meta`` keeps the record of the model's BatchNorm statistics (``svg.bn_statistics``;
+    loading warns about a model that needs recalibrating).
     """
-    ckpt = load_checkpoint(args.checkpoint)
+    svg, ckpt = load_model(args.checkpoint)
     meta = {"source_step": int(ckpt.get("step", -1)), "elapsed_s": ckpt.get("elapsed")}
-    batchnorm = rollout_calibration(ckpt)
-    if batchnorm:
-        meta["batchnorm"] = batchnorm
-    elif ckpt["config"].get("skip_source") == "previous":
-        print(
-            "warning: this model takes its skips from the previous frame, and its BatchNorm "
-            "statistics are those of true frames: in eval mode its forecasts may fade to black. "
-            "Run svg-pyro recalibrate-bn on the checkpoint first (docs/evaluation.md).",
-            flush=True,
-        )
+    if svg.bn_statistics.of_forecasts:
+        meta["batchnorm"] = svg.bn_statistics.calibration
     dtype = torch.float16 if args.dtype == "float16" else torch.float32
     path = pretrained.export_weights(ckpt, args.name, args.weights_dir, meta=meta, dtype=dtype)
     err = pretrained.round_trip_error(ckpt, path)

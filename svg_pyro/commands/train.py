@@ -14,6 +14,8 @@ from typing import Any
 from svg_pyro import options, signals
 from svg_pyro.checkpoint import CHECKPOINT
 from svg_pyro.config import PRESETS, SVGConfig, TrainConfig, build_configs
+from svg_pyro.device import resolve_device
+from svg_pyro.errors import UsageError
 from svg_pyro.train import Trainer, init_configs
 
 
@@ -71,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         model_cfg, train_cfg = init_configs(args.preset, source, **settings)
     else:
         model_cfg, train_cfg = build_configs(args.preset, **settings)
+    check_preset_fits(args.preset, train_cfg, args.yes)
     trainer = Trainer(
         model_cfg, train_cfg, args.out, resume=args.resume, preset=args.preset, init_from=init_from
     )
@@ -97,6 +100,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_preset_fits(preset: str, train_config: TrainConfig, yes: bool) -> None:
+    """Refuse, before anything starts, a GPU-sized preset (:attr:`svg_pyro.config.Preset.gpu`)
+    on a machine that would run it on its CPU, unless ``yes``."""
+    if yes or not PRESETS[preset].gpu or resolve_device(train_config.device).type != "cpu":
+        return
+    cpu = "smmnist-cpu" if train_config.dataset == "smmnist" else "tiny"
+    raise UsageError(
+        f"--preset {preset} is a GPU setting (batch {train_config.batch_size}, "
+        f"{train_config.steps:,} steps) and would run for weeks on this CPU: use --preset {cpu} "
+        "here, or add --yes to train it on the CPU anyway"
+    )
+
+
 def _resume_command(args: argparse.Namespace, under_torchrun: bool) -> str:
     """The command line that continues this run: the same one, with ``--resume``."""
     if under_torchrun:
@@ -120,10 +136,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--init-from",
         metavar="CHECKPOINT",
-        help="start from these weights (a checkpoint path or a shipped name such as smmnist-lp) "
+        help="start from these weights (a checkpoint path or a shipped name: `svg-pyro models`) "
         "with a fresh optimizer and step 0; the model settings are the checkpoint's (model flags "
         "given here override them), the training settings the preset's; with --resume the "
         "run's own checkpoint wins once it exists",
+    )
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="train a GPU preset (smmnist, smmnist-conv, kth, bair) on a CPU without asking",
     )
     options.add_no_progress(p, "no progress bar")
     add_setting_flags(p)
