@@ -101,15 +101,21 @@ BAD_CHECKPOINTS = {  # file -> (exception, words the line says)
 }  # fmt: skip
 
 
+def _says_in_one_line(load, path, error, words):
+    """``load(path)`` raises ``error`` whose one-line message names the file and says ``words``."""
+    with pytest.raises(error) as info:
+        load(path)
+    message = one_line(str(info.value))
+    assert str(path) in message
+    for word in words:
+        assert word in message, message
+    return info
+
+
 @pytest.mark.parametrize("name", sorted(BAD_CHECKPOINTS))
 def test_load_checkpoint_says_what_the_file_is_in_one_line(files, name, capsys):
     error, words = BAD_CHECKPOINTS[name]
-    with pytest.raises(error) as info:
-        load_checkpoint(files / name)
-    message = one_line(str(info.value))
-    assert str(files / name) in message
-    for word in words:
-        assert word in message, message
+    info = _says_in_one_line(load_checkpoint, files / name, error, words)
     if error is InputFileError:  # the command line's one-line, exit-2 kind, and a ValueError
         assert isinstance(info.value, UsageError) and isinstance(info.value, ValueError)
     assert "ran" not in capsys.readouterr().out  # the pickle ran nothing
@@ -144,13 +150,7 @@ BAD_TESTSETS = {  # file -> (exception, words the line says)
 
 @pytest.mark.parametrize("name", sorted(BAD_TESTSETS))
 def test_load_testset_says_what_the_file_is_in_one_line(files, name):
-    error, words = BAD_TESTSETS[name]
-    with pytest.raises(error) as info:
-        load_testset(files / name)
-    message = one_line(str(info.value))
-    assert str(files / name) in message
-    for word in words:
-        assert word in message, message
+    _says_in_one_line(load_testset, files / name, *BAD_TESTSETS[name])
 
 
 def test_a_folder_with_one_test_set_is_named(files, tmp_path):

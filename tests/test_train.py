@@ -305,14 +305,7 @@ def test_ema_is_the_moving_average_of_the_weights_by_hand(tmp_path):
 
     model_cfg, train_cfg = small(3, ema=0.5)
     trainer = Trainer(model_cfg, train_cfg, tmp_path / "a")
-    states = [{k: v.clone() for k, v in trainer.svg.state_dict().items()}]
-
-    def keep(frames):
-        out = Trainer.train_step(trainer, frames)
-        states.append({k: v.clone() for k, v in trainer.svg.state_dict().items()})
-        return out
-
-    trainer.train_step = keep
+    states = _states_after_each_step(trainer)
     trainer.fit(progress=False)
     name = next(k for k, v in states[0].items() if v.is_floating_point() and v.dim() > 1)
     expect = states[0][name]
