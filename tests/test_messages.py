@@ -17,6 +17,7 @@ import torch
 
 from svg_pyro import SVG, SVGConfig
 from svg_pyro.checkpoint import check_testset, load_checkpoint
+from svg_pyro.commands.cli import main
 from svg_pyro.data import load_frames, load_testset, write_smmnist_testset
 from svg_pyro.errors import InputFileError, UsageError, file_kind
 from svg_pyro.pretrained import read_weights
@@ -25,15 +26,6 @@ from tests.conftest import MICRO, save_checkpoint
 #: Text that must never reach a user: torch's and NumPy's advice to load a file unsafely.
 FORBIDDEN = ("Traceback", "weights_only", "unsafely", "allow_pickle", "pickled", "inline_container",
              "PytorchStreamReader", "enforce fail", "file an issue")  # fmt: skip
-
-
-def cli_main():
-    """The command line's ``main`` (where it lives now, or where it is moving)."""
-    try:
-        from svg_pyro.commands.cli import main
-    except ImportError:
-        from svg_pyro.commands.cli import main
-    return main
 
 
 def one_line(message: str) -> str:
@@ -202,7 +194,7 @@ def run_cli(argv, capsys) -> str:
     """Run ``svg-pyro ARGV``: exit status 2 and one line on stderr; returns that line."""
     capsys.readouterr()
     try:
-        code = cli_main()([str(a) for a in argv])
+        code = main([str(a) for a in argv])
     except SystemExit as exit_:  # argparse
         code = exit_.code
     err = capsys.readouterr().err
@@ -318,3 +310,20 @@ def test_a_real_process_prints_one_line_and_no_warning(files, tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert "refusing to load" in one_line(lines[0]) and done.stdout == ""
+
+
+def test_a_file_where_a_folder_goes_and_a_folder_where_a_file_goes(tmp_path, capsys):
+    """``--out`` naming a file, and a file-writing ``--out`` naming a folder: one line, exit 2."""
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    for argv in (
+        ["train", "--preset", "tiny", "--out", a_file, "--steps", "1", "--no-progress"],
+        ["sample", "--checkpoint", "smmnist-lp", "--out", a_file, "--sequences", "1"],
+    ):
+        line = run_cli(argv, capsys)
+        assert line.endswith(
+            f"{a_file} is a file, where a folder is expected (give a folder's path)"
+        )
+    argv = ["data", "smmnist-testset", "--out", tmp_path, "--sequences", "2", "--no-progress"]
+    line = run_cli(argv, capsys)
+    assert line.endswith(f"{tmp_path} is a folder, where a file is expected (give a file's path)")

@@ -117,6 +117,18 @@ def make_report_folders(args: argparse.Namespace) -> None:
             print(f"svg-pyro: created folder {Path(value).parent} for --{flag}", file=sys.stderr)
 
 
+def path_error(err: OSError) -> str:
+    """One line for a path of the wrong kind: a file where a folder goes, or the other way."""
+    name = err.filename if err.filename is not None else "a path"
+    if isinstance(err, FileExistsError) or (
+        isinstance(err, NotADirectoryError) and Path(name).is_file()
+    ):
+        return f"{name} is a file, where a folder is expected (give a folder's path)"
+    if isinstance(err, IsADirectoryError):
+        return f"{name} is a folder, where a file is expected (give a file's path)"
+    return f"{name}: {err.strerror or err}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parse(parser, argv)
@@ -126,7 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         make_report_folders(args)
         with signals.raising():  # SIGTERM as well as SIGINT: one line and 128 + signal number
             return int(args.func(args) or 0)
-    except (UsageError, ValueError, FileNotFoundError, NotADirectoryError) as err:
+    except (FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError) as err:
+        print(f"svg-pyro {args.command}: error: {path_error(err)}", file=sys.stderr)
+        return 2
+    except (UsageError, ValueError, FileNotFoundError) as err:
         print(f"svg-pyro {args.command}: error: {err}", file=sys.stderr)
         return 2
     except TrainingError as err:  # the run failed, not the request
