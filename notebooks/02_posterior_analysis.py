@@ -24,14 +24,14 @@
 # Nothing is trained here: the model loads in a second. With `SVG_PYRO_NB_SMALL=1` the notebook
 # uses fewer sequences and draws (a smoke run); the numbers quoted in the text are those of the
 # full run stored with it. Indexing throughout: frames `x_0..x_{T-1}`, latents `z_1..z_{T-1}`;
-# `z_t` explains frame `t`, its prior p(z_t | x_{0:t-1}) has seen the frames before it.
+# `z_t` explains frame `t`, its prior $p(z_t \mid x_{0:t-1})$ has seen the frames before it.
 
 # %%
 import os
 import warnings
 
 import torch
-from IPython.display import Image, display
+from IPython.display import Image, Markdown, display
 
 warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm.auto without ipywidgets
 
@@ -52,8 +52,10 @@ from svg_pyro.analysis import smmnist_collision_data
 NAME = svg_pyro.pretrained.DEFAULT  # the shipped SVG-LP the demo shows
 svg = svg_pyro.load_pretrained(NAME)  # an SVG in eval mode
 cfg = svg.config
-print(NAME, svg_pyro.pretrained.model_card(NAME).splitlines()[4])
-print(f"{cfg.variant}: z_dim {cfg.z_dim}, trained on {cfg.n_past} + {cfg.n_future} frames")
+print(f"{NAME} ({cfg.variant}): z_dim {cfg.z_dim}, trained on {cfg.n_past} + {cfg.n_future} frames")
+# its model card's opening paragraphs (before its first section), without its `# name` title
+summary = svg_pyro.pretrained.model_card(NAME).split("\n## ")[0].split("\n", 1)[1].strip()
+display(Markdown(f"**Model card of `{NAME}`** (opening paragraphs)\n\n{summary}"))
 
 # Two-digit test sequences (test digits) with their recorded wall hits: 5 context frames and
 # 20 to forecast, the evaluation protocol. Sequence i depends only on (seed, i).
@@ -65,28 +67,25 @@ print(f"{len(x)} sequences of {T} frames; {hit.mean():.2f} of the frames have a 
 # %% [markdown]
 # ## To InferenceData
 #
-# `to_inference_data(svg, frames, n_draws, chains)` reads q(z_t | x_{0:t}) off a trace of the
-# guide and p(z_t | x_{0:t-1}) off a trace of the model replayed on it, and stores draws of both
-# (`posterior.z`, `prior.z`), the per-frame log-likelihood of each posterior draw's
-# reconstruction at beta = 1 (`log_likelihood.x`), the per-frame KL(q || p) (`sample_stats.kl`)
-# and the reconstructions (`posterior_predictive`: here their mean-pixel squared error,
-# `x_mse`, since `predictive="summary"`). The draws are independent (the guide is sampled
+# `to_inference_data(svg, frames, n_draws, chains)` reads $q(z_t \mid x_{0:t})$ off a trace of the
+# guide and $p(z_t \mid x_{0:t-1})$ off a trace of the model replayed on it, and stores draws of
+# both (`posterior.z`, `prior.z`), the per-frame log-likelihood of each posterior draw's
+# reconstruction at beta = 1 (`log_likelihood.x`), the per-frame $\mathrm{KL}(q \,\|\, p)$
+# (`sample_stats.kl`) and the reconstructions (`posterior_predictive`: here their mean-pixel squared
+# error, `x_mse`, since `predictive="summary"`). The draws are independent (the guide is sampled
 # exactly); `chain` only splits them so that R-hat is defined.
 #
-# The shipped model was last trained free-running (`cfg.free_running`): after the context its
-# model fed its own forecast back, so its prior after frame 4 read the encoding of its own means
-# rather than the true frames. This notebook asks what each *true* frame tells the model, so it
-# scores the sequences teacher-forced, every frame on the true frames before it:
-# `svg.teacher_forcing()` (the prior of `z_t` has then seen `x_{0:t-1}` at every `t`).
+# `svg.model` is the paper's model, however it was trained (the shipped one was last fine-tuned
+# free-running, a choice of its training objective): the prior of `z_t` reads the true frames
+# `x_{0:t-1}`, so this asks what each *true* frame tells the model.
 
 # %%
 from svg_pyro.analysis import to_inference_data
 
 S = 4 if SMALL else 24  # sequences in the InferenceData
-with svg.teacher_forcing():
-    idata = to_inference_data(
-        svg, x[:S], n_draws=3 if SMALL else 10, chains=2, seed=0, predictive="summary"
-    )
+idata = to_inference_data(
+    svg, x[:S], n_draws=3 if SMALL else 10, chains=2, seed=0, predictive="summary"
+)
 idata
 
 # %% [markdown]
@@ -98,6 +97,8 @@ idata
 # with `az.summary` at the first wall hit after frame 2 (frame `f`) and at the frame after it.
 
 # %%
+from arviz.labels import DimCoordLabeller
+
 post_mean = idata.posterior["z"].mean(("chain", "draw"))  # [sequence, time, latent]
 movement = post_mean.std(("sequence", "time")).values
 busy = int(movement.argmax())
@@ -109,35 +110,53 @@ f0 = int(hits0[0]) if hits0 else 5
 print(f"sequence 0: wall hits in frames {np.flatnonzero(hit[0]).tolist()}; looking at f = {f0}")
 prior_only = az.InferenceData(posterior=idata.prior)  # prior draws, as ArviZ plots posteriors
 coords = {"sequence": [0], "time": [f0, f0 + 1]}
+# rows named "z[sequence: 0, time: 5, latent: 8]" rather than "z[0, 5, 8]"
+summary_args = dict(var_names=["z"], coords=coords, kind="stats", labeller=DimCoordLabeller())
 pd.concat(
     {
-        name: az.summary(group, var_names=["z"], coords=coords, kind="stats")[["mean", "sd"]]
+        name: az.summary(group, **summary_args)[["mean", "sd"]]
         for name, group in [("posterior q", idata), ("prior p", prior_only)]
     },
     axis=1,
 ).round(2)
 
 # %% [markdown]
-# Where the posterior's `sd` is much smaller than the prior's, frame `t` told the guide
-# something the past did not: that dimension carries information. In the run stored here the
-# model uses five of its ten dimensions (1, 3, 5, 8 and 9, the ones whose posterior mean varies
-# above); the others stay at the prior, which is nearly a point at 0 for them. At the frame after
-# the hit the prior's sd of `z[8]` grows four-fold (0.14 to 0.57: it cannot know the new
+# Where the posterior's `sd` is much smaller than the prior's, frame `t` told the guide something
+# the past did not: that dimension carries information. In the run stored here the model uses five
+# of its ten dimensions (1, 3, 5, 8 and 9, the ones whose posterior mean varies above); the others
+# stay at the prior, which is nearly a point at 0 for them. At the frame after the hit the prior's
+# sd of latent dimension 8 (`latent: 8`) grows four-fold (0.14 to 0.57: it cannot know the new
 # direction) and the posterior, which has seen the frame, pins it down (sd 0.03) far from the
-# prior's mean (1.33 against 0.48). The forest plot shows the
-# busiest dimension over the whole sequence (94% intervals of the draws); dashed lines in the
-# second figure mark the frames with a wall hit.
+# prior's mean (1.33 against 0.48). The forest plot shows the busiest dimension over the whole
+# sequence, one row per time step `t` (the latent `z_t` of frame `t`), with the 94% intervals of the
+# draws; dashed lines in the second figure mark the frames with a wall hit.
 
 # %%
+from arviz.labels import NoVarLabeller
+
+
+class TimeStepLabeller(NoVarLabeller):
+    """Rows named by their time step, "t = 5", rather than ArviZ's index "z[5]"."""
+
+    def dim_coord_to_str(self, dim, coord_val, coord_idx):
+        return f"t = {coord_val}" if dim == "time" else f"{dim} {coord_val}"
+
+    def make_model_label(self, model_name, label):
+        return label  # the legend names the models
+
+
 axes = az.plot_forest(
     [idata, prior_only],
     model_names=["posterior q", "prior p"],
     var_names=["z"],
-    coords={"sequence": [0], "latent": [busy]},
+    coords={"sequence": 0, "latent": busy},  # scalars: one row per time step
     combined=True,
+    labeller=TimeStepLabeller(),
     figsize=(6, 8),
 )
-axes[0].set_title(f"z[{busy}] of sequence 0, t = 1..{T - 1}")
+axes[0].set_title(f"latent dimension {busy} of z_t, sequence 0")
+axes[0].set_xlabel(f"z_t[{busy}] (94% interval of the draws)")
+axes[0].set_ylabel("time step t (frame)")
 plt.show()
 
 # %%
@@ -151,19 +170,19 @@ for name, group, color in [("posterior q", idata.posterior, "C0"), ("prior p", i
 for f in np.flatnonzero(hit[0]):
     ax.axvline(f, color="tab:red", ls="--", lw=1)
 ax.set_xlabel("frame t (dashed: a wall hit in that frame)")
-ax.set_ylabel(f"z_t[{busy}] (mean +- sd)")
+ax.set_ylabel(f"z_t[{busy}] (mean ± sd)")
 ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
 # ## KL per frame around wall hits
 #
-# KL(q(z_t | x_{0:t}) || p(z_t | x_{0:t-1})) is what frame `t` told the posterior beyond what
-# the prior expected, in nats. Align every wall hit (frame `f`) of the sequences and average the
-# KL of the frames `t = f + k` around it, leaving out the first 2 frames (where the prior
-# has seen too little to know any velocity). A hit in frame `f` clamps the digit to the wall
-# there; its new direction shows in frame `f + 1`. In the stored run the KL at `f + 1` is more
-# than twice its average over all frames (6.9 against 3.1 nats), the hit frame itself a little
+# $\mathrm{KL}(q(z_t \mid x_{0:t}) \,\|\, p(z_t \mid x_{0:t-1}))$ is what frame `t` told the
+# posterior beyond what the prior expected, in nats. Align every wall hit (frame `f`) of the
+# sequences and average the KL of the frames `t = f + k` around it, leaving out the first 2 frames
+# (where the prior has seen too little to know any velocity). A hit in frame `f` clamps the digit to
+# the wall there; its new direction shows in frame `f + 1`. In the stored run the KL at `f + 1` is
+# more than twice its average over all frames (6.9 against 3.1 nats), the hit frame itself a little
 # above it, and the frames around them at the average: the posterior has to encode the new
 # direction, and nothing else in the motion is news.
 
@@ -195,13 +214,14 @@ print(f"KL over all frames after the burn-in: {kl_all:.2f} nats")
 # %% [markdown]
 # ## The learned prior's sigma at wall hits
 #
-# The prior p(z_t | x_{0:t-1}) cannot see frame `t`; if it has learned the physics, it should
+# The prior $p(z_t \mid x_{0:t-1})$ cannot see frame `t`; if it has learned the physics, it should
 # be unsure exactly when a digit has just hit a wall. `collision_analysis` scores the prior's
-# standard deviation (mean over the latent dimensions) of every step against the recorded hits
-# as a ROC AUC (0.5: no better than chance; 1: every step after a hit has a larger sigma than
-# every other step). `lag=1` labels `z_t` with a hit in frame `t - 1`, the last frame its prior
-# saw. `svg-pyro analyze collisions --checkpoint smmnist-lp-nf16-prev` runs the same from the
-# command line; docs/RESULTS.md reports 0.962 on 1000 sequences (0.977 with a burn-in of 2).
+# standard deviation (mean over the latent dimensions) of every step against the recorded hits as a
+# ROC AUC (0.5: no better than chance; 1: every step after a hit has a larger sigma than every other
+# step). `lag=1` labels `z_t` with a hit in frame `t - 1`, the last frame its prior saw. `svg-pyro
+# analyze collisions --checkpoint smmnist-lp-nf16-prev` runs the same from the command line; on the
+# 1000 test sequences of the Results page (`docs/RESULTS.md`, "The learned prior and the latents")
+# it scores 0.962 (0.977 with a burn-in of 2).
 
 # %%
 from svg_pyro.analysis import collision_analysis, plot_collisions
@@ -297,9 +317,10 @@ display(Image(filename=str(save_png("runs/nb02/what_if.png", stack_rows(grids, g
 # In the stored run the chosen sequence starts with its two digits (a 7 and a 2) overlapping. The
 # free samples keep them apart for a few frames, then merge them into one shape; forcing `z = +2`
 # sends the futures other ways from the forced frame on; `z = -2`, far outside what the prior
-# draws, smears the digits and fades them out within a few frames. The model is a CPU
-# checkpoint, far from converged (its model card and docs/RESULTS.md say where it stands: its
-# digits stay recognisable for about 4 of 20 forecast frames). The forecast group measures this.
+# draws, smears the digits and fades them out within a few frames. The model is a small model
+# trained on a CPU, far from converged: its model card and the Results page (`docs/RESULTS.md`)
+# say where it stands (its forecasts keep both digits recognisable for about 4 of 20 predicted
+# frames). The forecast group measures this.
 #
 # ## The forecast group
 #
@@ -313,10 +334,9 @@ display(Image(filename=str(save_png("runs/nb02/what_if.png", stack_rows(grids, g
 
 # %%
 F_SEQ = 2 if SMALL else 6
-with svg.teacher_forcing():  # the forecasts are the same either way: they see P frames only
-    fc = to_inference_data(
-        svg, x[:F_SEQ], n_draws=2 if SMALL else 20, seed=1, forecast_context=P, predictive="frames"
-    )
+fc = to_inference_data(
+    svg, x[:F_SEQ], n_draws=2 if SMALL else 20, seed=1, forecast_context=P, predictive="frames"
+)
 x_fc = fc.posterior_predictive["x_forecast"]  # chain, draw, sequence, forecast_time, c, h, w
 print(dict(x_fc.sizes))
 truth_fc = fc.observed_data["x"].sel(time=x_fc["forecast_time"].values)

@@ -11,9 +11,10 @@ cells of its ``.py`` and runs each ``.py`` in its small setting.
     python notebooks/execute.py 02 --small  # SVG_PYRO_NB_SMALL=1, into notebooks/runs/small/
 
 ``make notebooks`` runs the first line (several minutes on a CPU: 01 and 03 train). The full
-setting works in ``notebooks/`` (run folders under ``notebooks/runs/``, ignored by git; a
-finished training run there is resumed, not repeated: delete it to train again); the small
-setting in ``notebooks/runs/small/`` and writes its ``.ipynb`` there, never over the committed one.
+setting works in ``notebooks/`` (run folders under ``notebooks/runs/``, ignored by git; 01 trains
+afresh at every run, to show its training; 03 resumes its finished training runs there instead
+of repeating them: delete ``notebooks/runs/nb03`` to train them again); the small setting works
+in ``notebooks/runs/small/`` and writes its ``.ipynb`` there, never over the committed one.
 """
 
 from __future__ import annotations
