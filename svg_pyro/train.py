@@ -59,6 +59,15 @@ from svg_pyro.runlog import RunLog
 from svg_pyro.svg import SVG
 
 
+def require_data_root(train_config: TrainConfig) -> None:
+    """Raise ``ValueError`` when the dataset is read from files (KTH, BAIR) and no
+    ``data_root`` says where they are."""
+    if train_config.dataset in VIDEO_DATASETS and not train_config.data_root:
+        raise ValueError(
+            f"dataset {train_config.dataset!r} needs --data-root (the folder with its files)"
+        )
+
+
 def train_dataset(model_config: SVGConfig, train_config: TrainConfig) -> Dataset:
     """The training Dataset that ``train_config.dataset`` names (items hold ``frames``)."""
     if train_config.dataset == "smmnist":
@@ -74,8 +83,7 @@ def train_dataset(model_config: SVGConfig, train_config: TrainConfig) -> Dataset
     if train_config.dataset in VIDEO_DATASETS:
         name = train_config.dataset
         cls, channels = VIDEO_DATASETS[name]
-        if not train_config.data_root:
-            raise ValueError(f"dataset {name!r} needs --data-root (the folder with its files)")
+        require_data_root(train_config)
         if model_config.channels != channels:
             raise ValueError(
                 f"dataset {name!r} has {channels} channel(s) but the model has "

@@ -16,7 +16,7 @@ from svg_pyro.checkpoint import CHECKPOINT
 from svg_pyro.config import PRESETS, SVGConfig, TrainConfig, build_configs
 from svg_pyro.device import resolve_device
 from svg_pyro.errors import UsageError
-from svg_pyro.train import Trainer, init_configs
+from svg_pyro.train import Trainer, init_configs, require_data_root
 
 
 def _parse_bool(text: str) -> bool:
@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         model_cfg, train_cfg = init_configs(args.preset, source, **settings)
     else:
         model_cfg, train_cfg = build_configs(args.preset, **settings)
+    require_data_root(train_cfg)  # an incomplete request first, whatever the machine
     check_preset_fits(args.preset, train_cfg, args.yes)
     trainer = Trainer(
         model_cfg, train_cfg, args.out, resume=args.resume, preset=args.preset, init_from=init_from
