@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from svg_pyro import pretrained
-from svg_pyro.checkpoint import CHECKPOINT
+from svg_pyro.checkpoint import CHECKPOINT, rng_state, set_rng_state
 from svg_pyro.config import EVAL_PROTOCOLS, build_configs
 from svg_pyro.data import StochasticMovingMNIST
 from svg_pyro.elbo import SVGLoss
@@ -80,20 +80,20 @@ def seconds_per_step(svg: SVG, batch_size: int, seq_len: int, repeats: int = 2) 
     """Seconds one training step of ``svg`` takes here (loss and gradients on a random batch
     ``[batch_size, seq_len, C, 64, 64]``, after one warm-up): the demo's time estimate. Runs on
     a copy, so the model and the RNG streams are not touched."""
-    probe = SVG(svg.config)
-    probe.load_state_dict(svg.state_dict())
-    c = svg.config
-    x = torch.rand(batch_size, seq_len, c.channels, c.image_size, c.image_size)
-    loss = SVGLoss(probe)
-    state = torch.get_rng_state()
+    state = rng_state()  # before the copy's initialisation and the batch draw from it
     try:
+        probe = SVG(svg.config)
+        probe.load_state_dict(svg.state_dict())
+        c = svg.config
+        x = torch.rand(batch_size, seq_len, c.channels, c.image_size, c.image_size)
+        loss = SVGLoss(probe)
         times = []
         for _ in range(repeats + 1):
             t0 = time.perf_counter()
             loss(x).backward()
             times.append(time.perf_counter() - t0)
     finally:
-        torch.set_rng_state(state)
+        set_rng_state(state)
     return min(times[1:])
 
 

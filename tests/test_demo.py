@@ -85,3 +85,25 @@ def test_labelled_grid_names_rows_and_numbers_frames():
     assert grid.shape[0] > plain.shape[0] and grid.shape[1] > plain.shape[1]  # header, names
     left = grid[20:, :40].astype(int)  # the name column holds dark text on white
     assert (left < 128).any() and (left == 255).mean() > 0.5
+
+
+def test_the_time_estimate_leaves_the_model_and_every_rng_as_they_were():
+    import random
+
+    import numpy as np
+    import torch
+
+    from svg_pyro.demo import seconds_per_step
+
+    svg = SVG(tiny_config())
+    before = {k: v.clone() for k, v in svg.state_dict().items()}
+    torch.manual_seed(3)
+    np.random.seed(3)
+    random.seed(3)
+    assert seconds_per_step(svg, batch_size=2, seq_len=4) > 0
+    after = (torch.rand(1).item(), np.random.rand(), random.random())
+    torch.manual_seed(3)
+    np.random.seed(3)
+    random.seed(3)
+    assert after == (torch.rand(1).item(), np.random.rand(), random.random())
+    assert all(torch.equal(v, svg.state_dict()[k]) for k, v in before.items())
